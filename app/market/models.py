@@ -1,0 +1,81 @@
+"""Tables of the market domain: tracked symbols, daily bars and poll runs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    true,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class Symbol(Base):
+    __tablename__ = "symbols"
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DailyBar(Base):
+    """One session's close (and optional OHLCV) of one symbol; unique on (symbol, session)."""
+
+    __tablename__ = "daily_bars"
+
+    symbol: Mapped[str] = mapped_column(
+        String(32), ForeignKey("symbols.symbol", ondelete="CASCADE"), primary_key=True
+    )
+    session: Mapped[date] = mapped_column(Date, primary_key=True)
+    close: Mapped[float] = mapped_column(Float, nullable=False)
+    open: Mapped[float | None] = mapped_column(Float)
+    high: Mapped[float | None] = mapped_column(Float)
+    low: Mapped[float | None] = mapped_column(Float)
+    volume: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    instrument: Mapped[str] = mapped_column(String(32), nullable=False)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class PollRun(Base):
+    """One poll: when it ran, why, and how it ended."""
+
+    __tablename__ = "poll_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trigger: Mapped[str] = mapped_column(String(16), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class PollResult(Base):
+    """What one poll did for one symbol: sessions added, revised, rejected, and from where."""
+
+    __tablename__ = "poll_results"
+
+    poll_run_id: Mapped[int] = mapped_column(
+        ForeignKey("poll_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str | None] = mapped_column(String(32))
+    instrument: Mapped[str | None] = mapped_column(String(32))
+    added: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    revised: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rejections: Mapped[list[dict[str, str]]] = mapped_column(JSON, nullable=False, default=list)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,79 @@
+"""The fallback chain: providers in order, then (never silently) a proxy instrument."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from app.market.bars import FetchResult
+from app.market.providers.base import Provider, ProviderError
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One failed try: which provider, for which instrument, and why."""
+
+    provider: str
+    instrument: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.provider} ({self.instrument}): {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResult:
+    """The bars that won, plus every failed attempt before them (for the poll record).
+
+    ``result.instrument`` differs from ``symbol`` when a proxy stood in;
+    ``is_proxy`` says so explicitly.
+    """
+
+    symbol: str
+    result: FetchResult
+    attempts: list[Attempt]
+
+    @property
+    def is_proxy(self) -> bool:
+        return self.result.instrument != self.symbol
+
+
+class AllProvidersFailed(Exception):
+    """Every provider (and the proxy, if one is allowed) failed for a symbol."""
+
+    def __init__(self, symbol: str, attempts: Sequence[Attempt]) -> None:
+        self.symbol = symbol
+        self.attempts = list(attempts)
+        self.reason = f"no provider could fetch {symbol}: " + "; ".join(map(str, attempts))
+        super().__init__(self.reason)
+
+
+class ProviderChain:
+    """Tries each provider for the symbol itself, then for its proxy instrument.
+
+    A proxy (``proxies["^RUT"] == "IWM"``) is tried only after every provider failed
+    for the symbol, and the result's ``instrument`` then names the proxy.
+    """
+
+    def __init__(self, providers: Sequence[Provider], proxies: Mapping[str, str]) -> None:
+        if not providers:
+            raise ValueError("a provider chain needs at least one provider")
+        self.providers = list(providers)
+        self.proxies = {symbol.upper(): proxy for symbol, proxy in proxies.items()}
+
+    async def fetch(self, symbol: str, since: date | None, *, now: datetime) -> ChainResult:
+        attempts: list[Attempt] = []
+        instruments = [symbol]
+        proxy = self.proxies.get(symbol.upper())
+        if proxy and proxy.upper() != symbol.upper():
+            instruments.append(proxy)
+        for instrument in instruments:
+            for provider in self.providers:
+                try:
+                    result = await provider.fetch(instrument, since, now=now)
+                except ProviderError as exc:
+                    attempts.append(Attempt(provider.name, instrument, exc.reason))
+                    continue
+                return ChainResult(symbol=symbol, result=result, attempts=attempts)
+        raise AllProvidersFailed(symbol, attempts)

@@ -1,0 +1,92 @@
+"""A local folder of CSV files, one per symbol: ``{CSV_DIR}/{SYMBOL}.csv``.
+
+The file for ``^RUT`` is ``^RUT.csv`` or ``RUT.csv``, matched case-insensitively.
+Columns are named by the header, ``date,close[,open,high,low,volume]`` in any order
+and any case; extra columns are ignored. Empty cells are unknown values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import math
+from datetime import date, datetime
+from pathlib import Path
+
+from app.market.bars import Bar, FetchResult
+from app.market.providers.base import (
+    BadResponse,
+    NoData,
+    ProviderNotConfigured,
+    closed_result,
+)
+
+_OPTIONAL = ("open", "high", "low", "volume")
+
+
+class CsvDirProvider:
+    """Reads bars from ``csv_dir``; the file is re-read on every fetch."""
+
+    name = "csv"
+
+    def __init__(self, csv_dir: Path | None) -> None:
+        self._dir = csv_dir
+
+    async def fetch(self, symbol: str, since: date | None, *, now: datetime) -> FetchResult:
+        if self._dir is None:
+            raise ProviderNotConfigured("the csv provider needs CROSSWATCH_CSV_DIR")
+        path = await asyncio.to_thread(find_symbol_file, self._dir, symbol)
+        try:
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadResponse(f"cannot read {path.name}: {exc}") from None
+        bars = parse_bars_csv(text, path.name)
+        return closed_result(self.name, symbol, bars, since)
+
+
+def find_symbol_file(folder: Path, symbol: str) -> Path:
+    """``{symbol}.csv`` or ``{symbol without ^}.csv`` in ``folder``, any case."""
+    wanted = {f"{symbol}.csv".lower(), f"{symbol.lstrip('^')}.csv".lower()}
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise ProviderNotConfigured(f"CSV_DIR {folder} cannot be listed: {exc}") from None
+    for entry in entries:
+        if entry.name.lower() in wanted and entry.is_file():
+            return entry
+    names = " or ".join(sorted(wanted))
+    raise NoData(f"no CSV file for {symbol} in {folder} (looked for {names})")
+
+
+def parse_bars_csv(text: str, file_name: str) -> list[Bar]:
+    """Bars from ``date,close[,open,high,low,volume]`` text; ``BadResponse`` names the line."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [name.strip().lower() for name in next(reader, [])]
+    if "date" not in header or "close" not in header:
+        raise BadResponse(f"{file_name}: the header must name date and close columns")
+    position = {
+        name: header.index(name) for name in ("date", "close", *_OPTIONAL) if name in header
+    }
+    bars: list[Bar] = []
+    for line_number, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            values = {name: _cell(row, index) for name, index in position.items() if name != "date"}
+            close = values["close"]
+            bars.append(
+                Bar(
+                    session=date.fromisoformat(row[position["date"]].strip()),
+                    close=math.nan if close is None else close,
+                    **{name: values.get(name) for name in _OPTIONAL},
+                )
+            )
+        except (ValueError, IndexError):
+            raise BadResponse(f"{file_name} line {line_number} cannot be read: {row!r}") from None
+    return bars
+
+
+def _cell(row: list[str], index: int) -> float | None:
+    cell = row[index].strip() if index < len(row) else ""
+    return float(cell) if cell else None

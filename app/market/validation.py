@@ -1,0 +1,141 @@
+"""Checks a provider's bars before any reach the store. Pure: no I/O, ``now`` injected.
+
+Two kinds of failure, on purpose:
+
+- **The whole response is refused** (``BadData``) when it shows the provider itself is
+  broken: no bars at all, a date twice, or dates out of order. Keeping part of such a
+  response would mean guessing which copy or order is right.
+- **Single bars are quarantined** (``ValidationResult.rejected``, each with its date
+  and a reason) when the rest of the response is still trustworthy: a NaN, infinite or
+  non-positive close; a date that is not an XNYS session; a session in the future or
+  not closed yet at ``now`` (a live intraday value); a bad tick.
+
+A *bad tick* is a close that sits more than ``bad_tick_pct`` percent above both its
+neighbours or below both (a spike that reverses the next session). Neighbours are the
+bars around it that passed the per-bar checks, and ``last_stored`` for the first bar
+when it is older. The newest bar has no right neighbour, so it is never judged a bad
+tick (a real crash is indistinguishable from one until the next session); two bad
+ticks in a row look like a level shift and pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from itertools import pairwise
+
+from app.market import calendar
+from app.market.bars import Bar
+
+
+class BadData(Exception):
+    """The whole response is unusable; ``reason`` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    """Bars fit to store (oldest first) and the ones refused, each with its reason."""
+
+    accepted: list[Bar]
+    rejected: list[tuple[date | None, str]] = field(default_factory=list)
+
+
+def validate_bars(
+    bars: list[Bar],
+    *,
+    now: datetime,
+    last_stored: tuple[date, float] | None = None,
+    bad_tick_pct: float = 25.0,
+) -> ValidationResult:
+    """Split ``bars`` into accepted and rejected; raise ``BadData`` for a broken response.
+
+    ``now`` must be timezone-aware. ``last_stored`` is the newest (session, close) in
+    the store, the left neighbour of the first bar for the bad-tick rule.
+    """
+    if not bars:
+        raise BadData("empty response: no bars")
+    _check_order(bars)
+
+    today = now.astimezone(calendar.NEW_YORK).date()
+    last_closed = calendar.last_closed_session(now)
+    rejected: list[tuple[date | None, str]] = []
+    candidates: list[Bar] = []
+    for bar in bars:
+        reason = _bar_problem(bar, today=today, last_closed=last_closed)
+        if reason is None:
+            candidates.append(bar)
+        else:
+            rejected.append((bar.session, reason))
+
+    accepted: list[Bar] = []
+    for index, bar in enumerate(candidates):
+        previous = _left_close(candidates, index, last_stored)
+        following = candidates[index + 1].close if index + 1 < len(candidates) else None
+        reason = _bad_tick(bar, previous, following, bad_tick_pct)
+        if reason is None:
+            accepted.append(bar)
+        else:
+            rejected.append((bar.session, reason))
+    rejected.sort(key=lambda item: item[0] or date.min)
+    return ValidationResult(accepted=accepted, rejected=rejected)
+
+
+def _check_order(bars: list[Bar]) -> None:
+    counts = Counter(bar.session for bar in bars)
+    duplicates = sorted(day for day, count in counts.items() if count > 1)
+    if duplicates:
+        listed = ", ".join(day.isoformat() for day in duplicates[:5])
+        raise BadData(f"duplicate sessions in response: {listed}")
+    for earlier, later in pairwise(bars):
+        if later.session < earlier.session:
+            raise BadData(
+                "sessions out of order in response: "
+                f"{later.session.isoformat()} after {earlier.session.isoformat()}"
+            )
+
+
+def _bar_problem(bar: Bar, *, today: date, last_closed: date) -> str | None:
+    day = bar.session.isoformat()
+    if not math.isfinite(bar.close):
+        return f"close is {bar.close} on {day}"
+    if bar.close <= 0:
+        return f"non-positive close {bar.close:g} on {day}"
+    if bar.session > today:
+        return f"session {day} is in the future"
+    if not calendar.is_session(bar.session):
+        return f"{day} is not an XNYS session (weekend or holiday)"
+    if bar.session > last_closed:
+        return f"session {day} has not closed yet (live intraday value)"
+    return None
+
+
+def _left_close(
+    candidates: list[Bar], index: int, last_stored: tuple[date, float] | None
+) -> float | None:
+    if index > 0:
+        return candidates[index - 1].close
+    if last_stored is not None and last_stored[0] < candidates[0].session:
+        return last_stored[1]
+    return None
+
+
+def _bad_tick(bar: Bar, previous: float | None, following: float | None, pct: float) -> str | None:
+    if previous is None or following is None or previous <= 0 or following <= 0:
+        return None
+    from_previous = (bar.close / previous - 1) * 100
+    to_following = (bar.close / following - 1) * 100
+    spike = from_previous > pct and to_following > pct
+    dip = from_previous < -pct and to_following < -pct
+    if not (spike or dip):
+        return None
+    return (
+        f"bad tick on {bar.session.isoformat()}: close {bar.close:g} is "
+        f"{from_previous:+.1f}% from the previous close {previous:g} and "
+        f"{to_following:+.1f}% from the next close {following:g} (limit {pct:g}%)"
+    )

@@ -1,0 +1,110 @@
+"""Shared fixtures: a real, migrated store per test (SQLite file, or PostgreSQL when
+``CROSSWATCH_TEST_DATABASE_URL`` is set), real data paths, and a fixed clock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.db.engine import Database
+from app.db.metadata import metadata
+from app.db.migrate import upgrade
+from app.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PG_URL = os.environ.get("CROSSWATCH_TEST_DATABASE_URL")
+FIXED_NOW = datetime(2026, 8, 24, 12, 0, tzinfo=UTC)
+
+
+def data_file(name: str) -> Path:
+    """A real series from ../shared/data (CI has it beside the clone)."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.fail(f"real data {path} is missing: tests need ../shared/data")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db.engine)
+    db.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated() -> str | None:
+    if PG_URL is None:
+        return None
+    db = Database(PG_URL)
+    upgrade(db.engine)
+    db.dispose()
+    return PG_URL
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, _sqlite_template: Path, _pg_migrated: str | None) -> Iterator[str]:
+    """A migrated, empty store for this test."""
+    if _pg_migrated is None:
+        path = tmp_path / "crosswatch.db"
+        shutil.copy(_sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    _truncate(_pg_migrated)
+    yield _pg_migrated
+    _truncate(_pg_migrated)
+
+
+def _truncate(url: str) -> None:
+    db = Database(url)
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    with db.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    db.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return load_settings(database_url=database_url, seed=False, _env_file=None)
+
+
+def fixed_clock() -> datetime:
+    return FIXED_NOW
+
+
+def run_cli(
+    *args: str, database_url: str, env: dict[str, str] | None = None, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``crosswatch`` command in a subprocess against ``database_url``."""
+    full_env = {
+        **os.environ,
+        "CROSSWATCH_DATABASE_URL": database_url,
+        "CROSSWATCH_SEED": "false",
+        **(env or {}),
+    }
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "app", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        **kwargs,
+    )

@@ -1,0 +1,160 @@
+"""The CLI as a user runs it: real subprocesses against a real, migrated store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.db.engine import Database
+from app.market import repository
+from app.market.service import read_csv_file, store_bars
+from tests.conftest import ROOT, data_file, fixed_clock, run_cli
+
+ALL_FILES = {
+    "^RUT": "rut_daily.csv",
+    "^GSPC": "gspc_daily.csv",
+    "^IXIC": "ixic_daily.csv",
+    "IWM": "iwm_daily.csv",
+    "QQQ": "qqq_daily.csv",
+    "SPY": "spy_daily.csv",
+}
+
+
+def _values(text: str) -> list[tuple[str, ...]]:
+    """Rows as numbers, so ``17.50`` and ``17.5`` compare equal."""
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["date", "close", "open", "high", "low", "volume"]
+    return [(row[0], *(repr(float(cell)) if cell else "" for cell in row[1:])) for row in rows[1:]]
+
+
+@pytest.mark.parametrize("symbol", sorted(ALL_FILES))
+def test_import_then_export_round_trips_every_real_file(database_url: str, symbol: str) -> None:
+    path = data_file(ALL_FILES[symbol])
+    imported = run_cli("import", symbol, str(path), database_url=database_url)
+    assert imported.returncode == 0, imported.stderr
+    rows = len(path.read_text().splitlines()) - 1
+    assert f"imported {symbol}: {rows} sessions ({rows} added" in imported.stdout
+    exported = run_cli("export", symbol, database_url=database_url)
+    assert exported.returncode == 0, exported.stderr
+    assert _values(exported.stdout) == _values(path.read_text())
+
+
+BAD_FILES = {
+    "empty": ("", "the file is empty"),
+    "no_header": ("2024-01-02,10\n", "line 1: missing header column 'date'"),
+    "bad_date": ("date,close\n2024-01-02,10\n2024-02-30,11\n", "line 3: date '2024-02-30'"),
+    "non_numeric": ("date,close\n2024-01-02,ten\n", "line 2: close 'ten' is not a number"),
+    "nan": ("date,close\n2024-01-02,10\n2024-01-03,NaN\n", "line 3: close is NaN"),
+    "zero": ("date,close\n2024-01-02,0\n", "line 2: close 0 is not positive"),
+    "negative": ("date,close\n2024-01-02,-1\n", "line 2: close -1 is not positive"),
+    "duplicate": ("date,close\n2024-01-02,1\n2024-01-02,2\n", "line 3: duplicate date"),
+    "unordered": ("date,close\n2024-01-03,1\n2024-01-02,2\n", "line 3: out-of-order date"),
+}
+
+
+def _snapshot(db: Database, symbol: str) -> list[tuple[object, ...]]:
+    with db.transaction(write=False) as session:
+        return [
+            (b.session, b.close, b.open, b.high, b.low, b.volume, b.source, b.fetched_at)
+            for b in repository.read_bars(session, symbol)
+        ]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_file_is_refused_whole_and_store_is_unchanged(
+    database_url: str, db: Database, tmp_path: Path, case: str
+) -> None:
+    bars = read_csv_file(data_file("rut_daily.csv"))
+    with db.transaction() as session:
+        store_bars(session, "^RUT", bars, source="import", clock=fixed_clock)
+    before = _snapshot(db, "^RUT")
+    content, message = BAD_FILES[case]
+    bad = tmp_path / f"{case}.csv"
+    bad.write_text(content)
+    for symbol in ("^RUT", "NEW"):
+        result = run_cli("import", symbol, str(bad), database_url=database_url)
+        assert result.returncode == 1
+        assert result.stderr.strip().startswith(f"error: {message}"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert _snapshot(db, "^RUT") == before
+    assert len(before) == len(bars)
+    assert _snapshot(db, "NEW") == []
+
+
+def test_export_of_an_unknown_symbol_fails_cleanly(database_url: str) -> None:
+    missing = run_cli("export", "NEW", database_url=database_url)
+    assert missing.returncode == 1
+    assert missing.stderr == "error: no stored bars for symbol 'NEW'\n"
+
+
+def test_missing_file_and_bad_setting_are_one_line_errors(database_url: str) -> None:
+    result = run_cli("import", "^RUT", "/nonexistent.csv", database_url=database_url)
+    assert result.returncode == 1
+    assert result.stderr == "error: no such file: /nonexistent.csv\n"
+    bad = run_cli(
+        "export", "^RUT", database_url=database_url, env={"CROSSWATCH_PROVIDERS": "yahoo,bogus"}
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: invalid setting CROSSWATCH_PROVIDERS: unknown provider")
+
+
+def test_help_lists_every_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0
+    for command in ("serve", "migrate", "import", "export"):
+        assert command in result.stdout
+
+
+def _synthetic_csv(path: Path, rows: int) -> None:
+    with path.open("w") as handle:
+        handle.write("date,close\n")
+        # Consecutive calendar days from 1800: ordering is all the importer checks.
+        start = 0
+        import datetime as dt
+
+        base = dt.date(1800, 1, 1)
+        for i in range(rows):
+            handle.write(f"{base + dt.timedelta(days=start + i)},{100 + (i % 97) * 0.5}\n")
+
+
+def test_sigkill_during_import_leaves_all_or_nothing(database_url: str, tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    rows = 80_000
+    _synthetic_csv(big, rows)
+    env = {**os.environ, "CROSSWATCH_DATABASE_URL": database_url, "CROSSWATCH_SEED": "false"}
+    db = Database(database_url)
+    killed_while_running = 0
+    try:
+        for delay in (0.4, 0.8, 1.2, 1.6, 2.0):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "app", "import", "BIG", str(big)],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.02)
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                killed_while_running += 1
+            process.wait(timeout=60)
+            with db.transaction(write=False) as session:
+                count = repository.bar_count(session, "BIG")
+            assert count in (0, rows)
+            if count == rows:
+                break
+    finally:
+        db.dispose()
+    assert killed_while_running >= 1
