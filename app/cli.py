@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -14,8 +15,11 @@ from app.clock import system_clock
 from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.errors import CrosswatchError
+from app.jobs import ingest
 from app.market import service as market
+from app.market.bars import Bar
 from app.settings import Settings, SettingsError, get_settings
+from app.signals.models import Event
 
 cli = typer.Typer(
     name="crosswatch",
@@ -72,7 +76,7 @@ def serve(
     with _store() as (settings, db):
         configure(settings)
         if settings.seed:
-            for report in market.seed_if_empty(db, settings.symbols, clock=system_clock):
+            for report in ingest.seed(db, settings.symbols, clock=system_clock):
                 typer.echo(f"seeded {report.symbol}: {report.rows} sessions", err=True)
         app = create_app(settings, db=db)
         # One process, one event loop: the app object (not an import string) cannot be
@@ -124,6 +128,125 @@ def export(symbol: Annotated[str, typer.Argument(help="Canonical symbol, e.g. ^R
         out = sys.stdout
         for line in market.export_csv(session, market.normalise_symbol(symbol)):
             out.write(line)
+
+
+@cli.command()
+def signals(
+    symbols: Annotated[list[str] | None, typer.Argument(help="Symbols (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print the current default-rule (50/200 SMA) signals."""
+    from app.signals.report import print_signals
+
+    with _store() as (_settings, db), db.transaction(write=False) as session:
+        print_signals(session, symbols or [], as_json=as_json, now=system_clock())
+
+
+@cli.command()
+def poll(
+    symbols: Annotated[list[str] | None, typer.Argument(help="Symbols (default: tracked).")] = None,
+) -> None:
+    """Poll now through the configured providers; exit 1 if any symbol failed."""
+    import asyncio
+
+    from app.jobs.runtime import poller
+
+    async def run(settings: Settings, db: Database) -> int:
+        async with poller(db, settings, clock=system_clock, enqueue=_enqueue()) as target:
+            report = await target.poll(
+                [market.normalise_symbol(s) for s in symbols or []], trigger="manual"
+            )
+        for outcome in report.outcomes:
+            if outcome.ok:
+                typer.echo(
+                    f"{outcome.symbol}: {outcome.added} added, {outcome.revised} revised, "
+                    f"{len(outcome.rejected)} rejected, {len(outcome.events)} events "
+                    f"(source {outcome.source}, instrument {outcome.instrument})"
+                )
+            else:
+                typer.echo(f"{outcome.symbol}: failed: {outcome.error}", err=True)
+            for day, reason in outcome.rejected:
+                typer.echo(f"  rejected {day or '-'}: {reason}", err=True)
+        return 0 if report.status == "ok" else 1
+
+    with _store() as (settings, db):
+        code = asyncio.run(run(settings, db))
+    raise typer.Exit(code)
+
+
+@cli.command()
+def scheduler() -> None:
+    """Run only the poll scheduler (leads alone; a second one waits to take over)."""
+    from app.jobs.runtime import run_scheduler
+    from app.logs import configure
+
+    with _store() as (settings, db):
+        configure(settings)
+        _run_until_signal(
+            lambda stop: run_scheduler(db, settings, stop, clock=system_clock, enqueue=_enqueue())
+        )
+
+
+@cli.command()
+def replay(
+    symbol: Annotated[str, typer.Argument(help="Symbol to feed, e.g. ^RUT.")],
+    file: Annotated[Path, typer.Argument(help="CSV: date,close[,open,high,low,volume].")],
+    start: Annotated[str, typer.Option("--from", help="First session fed as live.")],
+    end: Annotated[str | None, typer.Option("--to", help="Last session fed.")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between sessions.", min=0)] = 1.0,
+) -> None:
+    """Load FILE's history before --from, then feed one session per interval as if live."""
+    import asyncio
+    from datetime import date
+
+    try:
+        first = date.fromisoformat(start)
+        last = date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise _fail(f"--from/--to must be YYYY-MM-DD ({exc})") from None
+    if last is not None and last < first:
+        raise _fail(f"--to {last} is before --from {first}")
+
+    def show(_bar: Bar, events: list[Event]) -> None:
+        for event in events:
+            typer.echo(f"{event.session} {event.type} {event.symbol} {event.id}")
+
+    with _store() as (_settings, db):
+        name = market.normalise_symbol(symbol)
+        bars = market.read_csv_file(file)
+        live = asyncio.run(
+            ingest.replay(
+                db,
+                name,
+                bars,
+                start=first,
+                end=last,
+                interval=interval,
+                clock=system_clock,
+                enqueue=_enqueue(),
+                on_session=show,
+            )
+        )
+    typer.echo(f"replayed {name}: {len(live)} live events")
+
+
+def _enqueue() -> Callable[..., object] | None:
+    """The outbox writer, when the webhooks layer is installed."""
+    return None
+
+
+def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop``."""
+    import signal
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
 
 
 def _redacted(url: str) -> str:

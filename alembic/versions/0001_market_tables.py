@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("data_version", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("symbol", name=op.f("pk_symbols")),
     )
     op.create_table(

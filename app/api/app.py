@@ -12,6 +12,8 @@ from app.api.deps import Services
 from app.clock import Clock, system_clock
 from app.db.engine import Database
 from app.settings import Settings, get_settings
+from app.signals import router as signals_router
+from app.signals.service import SignalBook
 from app.status import router as status_router
 
 DESCRIPTION = """Golden-cross technical alerts: moving-average crosses, trigger closes,
@@ -34,6 +36,7 @@ def create_app(
         owned = db is None
         database = db or Database(resolved.database_url)
         app.state.services = Services(settings=resolved, db=database, clock=clock)
+        app.state.signal_book = SignalBook()
         try:
             yield
         finally:
@@ -48,4 +51,5 @@ def create_app(
     )
     problems.install(app)
     app.include_router(status_router.router)
+    app.include_router(signals_router.router)
     return app

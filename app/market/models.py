@@ -29,6 +29,10 @@ class Symbol(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Bumped by every write that changes the symbol's bars: readers cache on it.
+    data_version: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
 
 
 class DailyBar(Base):

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Row, func, select, tuple_
+from sqlalchemy import Row, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -126,6 +126,11 @@ def upsert_bars(
             set_={name: statement.excluded[name] for name in _UPDATABLE},
         )
         connection = session.connection()
+        session.execute(
+            update(Symbol)
+            .where(Symbol.symbol == symbol)
+            .values(data_version=Symbol.data_version + 1)
+        )
         for start in range(0, len(changed), _CHUNK_ROWS):
             # executemany of one cached statement: SQLAlchemy batches it into
             # multi-row INSERTs ("insertmanyvalues") on both back-ends.
@@ -143,6 +148,26 @@ def _same(old: Row[Any], bar: Bar, volume: int | None) -> bool:
         and old.low == bar.low
         and old.volume == volume
     )
+
+
+def data_versions(session: Session) -> dict[str, int]:
+    """Each tracked symbol's data version: a cheap fingerprint of the whole store."""
+    return dict(session.execute(select(Symbol.symbol, Symbol.data_version)).tuples().all())
+
+
+def spans(session: Session, symbols: Sequence[str]) -> dict[str, tuple[date, date, int]]:
+    """First session, last session and session count of each symbol with bars."""
+    rows = session.execute(
+        select(
+            DailyBar.symbol,
+            func.min(DailyBar.session),
+            func.max(DailyBar.session),
+            func.count(),
+        )
+        .where(DailyBar.symbol.in_(symbols))
+        .group_by(DailyBar.symbol)
+    )
+    return {row[0]: (row[1], row[2], int(row[3])) for row in rows}
 
 
 def tracked_symbols(session: Session) -> list[str]:
@@ -163,6 +188,59 @@ def last_sessions(session: Session, symbols: Sequence[str]) -> dict[str, date]:
         .group_by(DailyBar.symbol)
     )
     return {symbol: last for symbol, last in rows}
+
+
+def session_before(session: Session, symbol: str, count: int) -> date | None:
+    """The stored session ``count`` sessions before the newest one (or the oldest)."""
+    rows = session.scalars(
+        select(DailyBar.session)
+        .where(DailyBar.symbol == symbol)
+        .order_by(DailyBar.session.desc())
+        .limit(count + 1)
+    ).all()
+    return rows[-1] if rows else None
+
+
+def bar_before(session: Session, symbol: str, day: date) -> tuple[date, float] | None:
+    """The newest stored (session, close) strictly before ``day``."""
+    row = session.execute(
+        select(DailyBar.session, DailyBar.close)
+        .where(DailyBar.symbol == symbol, DailyBar.session < day)
+        .order_by(DailyBar.session.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+@dataclass(frozen=True)
+class Provenance:
+    session: date
+    source: str
+    instrument: str
+    fetched_at: datetime
+
+
+def newest_provenance(session: Session, symbols: Sequence[str]) -> dict[str, Provenance]:
+    """Who produced each symbol's newest stored bar."""
+    newest = (
+        select(DailyBar.symbol, func.max(DailyBar.session).label("last"))
+        .where(DailyBar.symbol.in_(symbols))
+        .group_by(DailyBar.symbol)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            DailyBar.symbol,
+            DailyBar.session,
+            DailyBar.source,
+            DailyBar.instrument,
+            DailyBar.fetched_at,
+        ).join(
+            newest,
+            (DailyBar.symbol == newest.c.symbol) & (DailyBar.session == newest.c.last),
+        )
+    )
+    return {row[0]: Provenance(row[1], row[2], row[3], row[4]) for row in rows}
 
 
 def read_bars(

@@ -90,10 +90,17 @@ def seed_bars(symbol: str) -> list[Bar]:
         return parse_bars(text)
 
 
-def seed_if_empty(db: Database, symbols: Sequence[str], *, clock: Clock) -> list[ImportReport]:
+def seed_if_empty(
+    db: Database,
+    symbols: Sequence[str],
+    *,
+    clock: Clock,
+    after_store: Callable[[Session, str], object] | None = None,
+) -> list[ImportReport]:
     """Load the bundled history of each default index the store holds no bars for.
 
-    Each symbol is its own transaction, so a crash mid-seed leaves whole symbols only.
+    Each symbol is its own transaction (with whatever ``after_store`` writes, e.g. the
+    events its history implies), so a crash mid-seed leaves whole symbols only.
     """
     reports: list[ImportReport] = []
     for symbol in symbols:
@@ -105,6 +112,8 @@ def seed_if_empty(db: Database, symbols: Sequence[str], *, clock: Clock) -> list
             reports.append(
                 store_bars(session, symbol, seed_bars(symbol), source=SEED_SOURCE, clock=clock)
             )
+            if after_store is not None:
+                after_store(session, symbol)
     return reports
 
 

@@ -1,0 +1,92 @@
+"""Wiring of the background roles: the poller (with its HTTP client) and the scheduler.
+
+Built at process start by ``serve`` (in the app's lifespan), ``crosswatch scheduler``
+or ``crosswatch poll`` — never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from app.clock import Clock
+from app.db.engine import Database
+from app.jobs.leader import Leadership
+from app.jobs.poll import Poller, PollReport
+from app.jobs.scheduler import PollScheduler
+from app.market.providers import build_chain
+from app.settings import Settings
+
+log = logging.getLogger("crosswatch.jobs")
+
+
+@asynccontextmanager
+async def poller(
+    db: Database,
+    settings: Settings,
+    *,
+    clock: Clock,
+    transport: httpx.AsyncBaseTransport | None = None,
+    enqueue: Callable[..., Any] | None = None,
+    on_committed: Callable[[PollReport], None] | None = None,
+) -> AsyncIterator[Poller]:
+    """A :class:`Poller` with one shared provider HTTP client, closed on exit."""
+    async with httpx.AsyncClient(
+        transport=transport,
+        timeout=settings.provider_timeout_seconds,
+        headers={"User-Agent": "crosswatch/0.1 (+https://github.com/crosswatch)"},
+        follow_redirects=True,
+    ) as client:
+        yield Poller(
+            db,
+            settings,
+            build_chain(settings, client),
+            clock=clock,
+            enqueue=enqueue,
+            on_committed=on_committed,
+        )
+
+
+class SerialPolls:
+    """Runs polls one at a time within the process (start-up, scheduled, on demand)."""
+
+    def __init__(self, target: Poller) -> None:
+        self.target = target
+        self.lock = asyncio.Lock()
+        self.last: PollReport | None = None
+
+    async def __call__(self, trigger: str, symbols: Sequence[str] | None = None) -> PollReport:
+        async with self.lock:
+            self.last = await self.target.poll(symbols, trigger=trigger)
+            return self.last
+
+
+async def run_scheduler(
+    db: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    clock: Clock,
+    enqueue: Callable[..., Any] | None = None,
+    on_committed: Callable[[PollReport], None] | None = None,
+    started: Callable[[PollScheduler], None] | None = None,
+) -> None:
+    """Lead (or wait to lead), then poll after every session close until ``stop``."""
+    leadership = Leadership(db)
+    if not await leadership.wait(stop):
+        return
+    try:
+        async with poller(
+            db, settings, clock=clock, enqueue=enqueue, on_committed=on_committed
+        ) as target:
+            scheduler = PollScheduler(SerialPolls(target), settings.poll_time)
+            if started is not None:
+                started(scheduler)
+            await scheduler.run(stop)
+    finally:
+        await asyncio.to_thread(leadership.release)

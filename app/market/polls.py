@@ -1,0 +1,85 @@
+"""Poll-run bookkeeping: a run row at the start, one result per symbol, the outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.market.models import PollResult, PollRun
+
+
+@dataclass
+class SymbolOutcome:
+    """What one poll did for one symbol."""
+
+    symbol: str
+    source: str | None = None
+    instrument: str | None = None
+    added: int = 0
+    revised: int = 0
+    rejected: list[tuple[date | None, str]] = field(default_factory=list)
+    error: str | None = None
+    events: list[str] = field(default_factory=list)
+    newest_session: date | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def start_run(session: Session, trigger: str, *, now: datetime) -> int:
+    run = PollRun(trigger=trigger, started_at=now, status="running")
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def record_result(session: Session, run_id: int, outcome: SymbolOutcome) -> None:
+    session.merge(
+        PollResult(
+            poll_run_id=run_id,
+            symbol=outcome.symbol,
+            source=outcome.source,
+            instrument=outcome.instrument,
+            added=outcome.added,
+            revised=outcome.revised,
+            rejected=len(outcome.rejected),
+            rejections=[
+                {"session": day.isoformat() if day else "", "reason": reason}
+                for day, reason in outcome.rejected
+            ],
+            error=outcome.error,
+        )
+    )
+
+
+def finish_run(
+    session: Session, run_id: int, outcomes: list[SymbolOutcome], *, now: datetime
+) -> str:
+    run = session.get_one(PollRun, run_id)
+    failed = [o for o in outcomes if not o.ok]
+    if not outcomes or not failed:
+        run.status = "ok"
+    elif len(failed) == len(outcomes):
+        run.status = "failed"
+    else:
+        run.status = "partial"
+    if failed:
+        run.error = "; ".join(f"{o.symbol}: {o.error}" for o in failed)[:4000]
+    run.finished_at = now
+    return run.status
+
+
+def recent_runs(session: Session, limit: int = 20) -> list[PollRun]:
+    return list(session.scalars(select(PollRun).order_by(PollRun.id.desc()).limit(limit)))
+
+
+def results_of(session: Session, run_id: int) -> list[PollResult]:
+    return list(
+        session.scalars(
+            select(PollResult).where(PollResult.poll_run_id == run_id).order_by(PollResult.symbol)
+        )
+    )

@@ -1,0 +1,346 @@
+"""From kernel arrays to the product's facts: signals, crosses, turns, event facts.
+
+Pure: a :class:`ClosePanel` in, plain records out. The kernel does the arithmetic for
+all symbols at once; this module only indexes into its arrays per symbol.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from app.market.repository import ClosePanel
+from app.signals import kernel
+
+HORIZONS = (21, 63, 126, 252)
+WHIPSAW_SESSIONS = 21
+APPROACH_GAP_PCT = 1.0
+Kind = Literal["sma", "ema"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A crossover rule: ``fast`` < ``slow`` windows of one average type."""
+
+    fast: int = 50
+    slow: int = 200
+    kind: Kind = "sma"
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.fast}:{self.slow}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fast": self.fast, "slow": self.slow, "type": self.kind}
+
+
+DEFAULT_RULE = Rule()
+
+
+@dataclass(frozen=True)
+class TurnRule:
+    decline: float = 0.20
+    rebound: float = 0.20
+
+    @property
+    def key(self) -> str:
+        return f"zigzag:{_pct(self.decline)}:{_pct(self.rebound)}"
+
+
+DEFAULT_TURNS = TurnRule()
+
+
+def _pct(fraction: float) -> str:
+    return f"{fraction * 100:g}"
+
+
+def num(value: float | np.floating[Any]) -> float | None:
+    """A JSON-safe float: NaN and infinities become None."""
+    as_float = float(value)
+    return None if math.isnan(as_float) or math.isinf(as_float) else as_float
+
+
+def pct(value: float | np.floating[Any]) -> float | None:
+    as_float = num(value)
+    return None if as_float is None else as_float * 100.0
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the kernel says about a panel under one crossover rule and turn rule."""
+
+    panel: ClosePanel
+    rule: Rule
+    turn_rule: TurnRule
+    signals: kernel.Signals
+    drawdown: kernel.Drawdown
+    turns: kernel.Turns
+    trigger: npt.NDArray[np.float64]
+    flat: npt.NDArray[np.int64]
+    lengths: npt.NDArray[np.int64] = field(repr=False)
+
+    def session_of(self, row: int, index: int) -> date:
+        value: date = self.panel.sessions[row, index].astype(object)
+        return value
+
+    def first_index(self, row: int) -> int:
+        return int(self.panel.closes.shape[1] - self.lengths[row])
+
+
+def analyse(
+    panel: ClosePanel, rule: Rule = DEFAULT_RULE, turns: TurnRule = DEFAULT_TURNS
+) -> Analysis:
+    closes = panel.closes
+    signals = kernel.detect(closes, rule.fast, rule.slow, rule.kind)
+    return Analysis(
+        panel=panel,
+        rule=rule,
+        turn_rule=turns,
+        signals=signals,
+        drawdown=kernel.drawdown(closes),
+        turns=kernel.zigzag(closes, turns.decline, turns.rebound),
+        trigger=kernel.trigger_close(closes, signals),
+        flat=kernel.flat_sessions_to_cross(closes, signals),
+        lengths=np.count_nonzero(~np.isnan(closes), axis=1).astype(np.int64),
+    )
+
+
+REGIMES = {1: "golden", -1: "death", 0: None}
+CROSS_TYPES = {1: "golden_cross", -1: "death_cross"}
+TURN_TYPES = {kernel.PEAK: "peak", kernel.TROUGH: "trough"}
+
+
+def _forward(
+    analysis: Analysis, row: int, indices: npt.NDArray[np.int64]
+) -> list[dict[str, float | None]]:
+    if indices.size == 0:
+        return []
+    rows = np.full(indices.shape, row, dtype=np.int64)
+    returns = kernel.forward_returns(analysis.panel.closes, rows, indices, HORIZONS)
+    return [
+        {str(h): pct(returns[i, j]) for j, h in enumerate(HORIZONS)} for i in range(indices.size)
+    ]
+
+
+def signal_of(analysis: Analysis, row: int) -> dict[str, Any] | None:
+    """The ``Signal`` fields computed from closes (None when the symbol has no bars)."""
+    if analysis.lengths[row] == 0:
+        return None
+    s = analysis.signals
+    last = analysis.panel.closes.shape[1] - 1
+    crosses = np.flatnonzero(s.cross[row])
+    last_cross = None
+    since_cross = None
+    if crosses.size:
+        at = int(crosses[-1])
+        last_cross = {
+            "type": CROSS_TYPES[int(s.cross[row, at])],
+            "session": analysis.session_of(row, at),
+            "close": float(analysis.panel.closes[row, at]),
+        }
+        since_cross = last - at
+    peak_at = int(analysis.drawdown.peak_index[row])
+    troughs = [t for t in turns_of(analysis, row) if t["type"] == "trough"]
+    flat = int(analysis.flat[row])
+    return {
+        "session": analysis.session_of(row, last),
+        "close": float(analysis.panel.closes[row, last]),
+        "rule": analysis.rule.as_dict(),
+        "fast_value": num(s.fast_ma[row, last]),
+        "slow_value": num(s.slow_ma[row, last]),
+        "regime": REGIMES[int(s.regime[row, last])],
+        "gap_pct": num((s.fast_ma[row, last] / s.slow_ma[row, last] - 1.0) * 100.0),
+        "last_cross": last_cross,
+        "sessions_since_cross": since_cross,
+        "trigger_close": num(analysis.trigger[row]),
+        "flat_sessions_to_cross": flat if flat >= 0 else None,
+        "drawdown_pct": pct(analysis.drawdown.drawdown[row, last]),
+        "peak": {
+            "session": analysis.session_of(row, peak_at),
+            "close": float(analysis.panel.closes[row, peak_at]),
+        },
+        "last_trough": troughs[-1] if troughs else None,
+        "history_sessions": int(analysis.lengths[row]),
+    }
+
+
+def crosses_of(analysis: Analysis, row: int, since: date | None = None) -> list[dict[str, Any]]:
+    s = analysis.signals
+    indices = np.flatnonzero(s.cross[row]).astype(np.int64)
+    forward = _forward(analysis, row, indices)
+    result = []
+    for position, index in enumerate(indices.tolist()):
+        session = analysis.session_of(row, index)
+        if since is not None and session < since:
+            continue
+        following = indices[position + 1] if position + 1 < indices.size else None
+        result.append(
+            {
+                "type": CROSS_TYPES[int(s.cross[row, index])],
+                "session": session,
+                "close": float(analysis.panel.closes[row, index]),
+                "fast_value": float(s.fast_ma[row, index]),
+                "slow_value": float(s.slow_ma[row, index]),
+                "forward_returns": forward[position],
+                "reversed_after_sessions": None if following is None else int(following) - index,
+            }
+        )
+    return result
+
+
+def cross_summary(crosses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Count, median forward returns and share positive per type, and whipsaws."""
+    summary: dict[str, Any] = {"count": len(crosses)}
+    for cross_type in ("golden_cross", "death_cross"):
+        chosen = [c for c in crosses if c["type"] == cross_type]
+        horizons: dict[str, Any] = {}
+        for h in map(str, HORIZONS):
+            values = [
+                c["forward_returns"][h] for c in chosen if c["forward_returns"][h] is not None
+            ]
+            horizons[h] = {
+                "median_pct": float(np.median(values)) if values else None,
+                "share_positive": sum(v > 0 for v in values) / len(values) if values else None,
+                "observations": len(values),
+            }
+        summary[cross_type] = {"count": len(chosen), "forward_returns": horizons}
+    summary["whipsaws"] = sum(
+        1
+        for c in crosses
+        if c["reversed_after_sessions"] is not None
+        and c["reversed_after_sessions"] <= WHIPSAW_SESSIONS
+    )
+    summary["whipsaw_sessions"] = WHIPSAW_SESSIONS
+    return summary
+
+
+def turns_of(analysis: Analysis, row: int) -> list[dict[str, Any]]:
+    t = analysis.turns
+    mask = t.symbol == row
+    sessions = t.session[mask].astype(np.int64)
+    confirmed = t.confirmed[mask].astype(np.int64)
+    from_extreme = _forward(analysis, row, sessions)
+    from_confirmation = _forward(analysis, row, confirmed)
+    result = []
+    previous: int | None = None
+    for i, (index, confirm) in enumerate(zip(sessions.tolist(), confirmed.tolist(), strict=True)):
+        result.append(
+            {
+                "type": TURN_TYPES[int(t.kind[mask][i])],
+                "session": analysis.session_of(row, index),
+                "close": float(t.close[mask][i]),
+                "confirmed_session": analysis.session_of(row, confirm),
+                "confirmed_close": float(analysis.panel.closes[row, confirm]),
+                "change_pct": num(t.change_pct[mask][i]),
+                "sessions_from_previous_turn": None if previous is None else index - previous,
+                "sessions_to_confirm": confirm - index,
+                "forward_returns": from_extreme[i],
+                "forward_returns_from_confirmation": from_confirmation[i],
+            }
+        )
+        previous = index
+    return result
+
+
+@dataclass(frozen=True)
+class Fact:
+    """An event implied by the closes: ``session`` is when it became known."""
+
+    type: str
+    session: date
+    rule: str
+    data: dict[str, Any]
+
+
+def approaching_indices(analysis: Analysis, row: int) -> list[int]:
+    """Sessions where a death regime's gap *narrowed* to within 1%: once per regime.
+
+    The gap must first have been wider than 1% in that regime: the sessions right
+    after a death cross, when the averages are still close, do not count.
+    """
+    s = analysis.signals
+    regime = s.regime[row]
+    gap = np.nan_to_num((s.fast_ma[row] / s.slow_ma[row] - 1.0) * 100.0, nan=0.0)
+    death = regime == -1
+    starts = np.flatnonzero(death & (np.concatenate(([False], ~death[:-1]))))
+    indices: list[int] = []
+    for begin in starts.tolist():
+        ends = np.flatnonzero(~death[begin:])
+        end = begin + int(ends[0]) if ends.size else regime.size
+        wide = np.flatnonzero(gap[begin:end] < -APPROACH_GAP_PCT)
+        if not wide.size:
+            continue
+        after = begin + int(wide[0])
+        near = np.flatnonzero(gap[after:end] >= -APPROACH_GAP_PCT)
+        if near.size:
+            indices.append(after + int(near[0]))
+    return indices
+
+
+def facts_of(analysis: Analysis, row: int) -> list[Fact]:
+    """Every event the closes imply for ``row`` under the analysis's rules."""
+    s = analysis.signals
+    closes = analysis.panel.closes
+    rule = analysis.rule
+    first = analysis.first_index(row)
+    facts: list[Fact] = []
+    for index in np.flatnonzero(s.cross[row]).tolist():
+        facts.append(
+            Fact(
+                CROSS_TYPES[int(s.cross[row, index])],
+                analysis.session_of(row, index),
+                rule.key,
+                {
+                    "close": float(closes[row, index]),
+                    "fast_value": float(s.fast_ma[row, index]),
+                    "slow_value": float(s.slow_ma[row, index]),
+                    "rule": rule.as_dict(),
+                    "sessions_seen": index - first + 1,
+                },
+            )
+        )
+    for index in approaching_indices(analysis, row):
+        gap = float((s.fast_ma[row, index] / s.slow_ma[row, index] - 1.0) * 100.0)
+        facts.append(
+            Fact(
+                "cross_approaching",
+                analysis.session_of(row, index),
+                rule.key,
+                {
+                    "close": float(closes[row, index]),
+                    "gap_pct": gap,
+                    "fast_value": float(s.fast_ma[row, index]),
+                    "slow_value": float(s.slow_ma[row, index]),
+                    "trigger_close": _trigger_at(analysis, row, index),
+                    "rule": rule.as_dict(),
+                    "sessions_seen": index - first + 1,
+                },
+            )
+        )
+    for turn in turns_of(analysis, row):
+        data = {
+            "extreme_session": turn["session"].isoformat(),
+            "extreme_close": turn["close"],
+            "close": turn["confirmed_close"],
+            "change_pct": turn["change_pct"],
+            "sessions_to_confirm": turn["sessions_to_confirm"],
+            "rule": {
+                "decline_pct": analysis.turn_rule.decline * 100,
+                "rebound_pct": analysis.turn_rule.rebound * 100,
+            },
+        }
+        facts.append(Fact(turn["type"], turn["confirmed_session"], analysis.turn_rule.key, data))
+    facts.sort(key=lambda fact: (fact.session, fact.type))
+    return facts
+
+
+def _trigger_at(analysis: Analysis, row: int, index: int) -> float | None:
+    """The trigger close as of session ``index`` (recomputed on the prefix)."""
+    prefix = analysis.panel.closes[row : row + 1, : index + 1]
+    signals = kernel.detect(prefix, analysis.rule.fast, analysis.rule.slow, analysis.rule.kind)
+    return num(kernel.trigger_close(prefix, signals)[0])

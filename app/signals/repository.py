@@ -1,0 +1,104 @@
+"""SQL for events: insert-if-new by deterministic id, retraction, cursor paging."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput
+from app.signals.models import Event
+
+
+def insert_new(session: Session, events: Sequence[Event]) -> list[Event]:
+    """Insert the events whose id is not stored yet; return those (re-runs add nothing)."""
+    if not events:
+        return []
+    ids = [event.id for event in events]
+    existing = set(session.scalars(select(Event.id).where(Event.id.in_(ids))))
+    fresh = [event for event in events if event.id not in existing]
+    if fresh:
+        insert = (
+            postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        )
+        rows = [
+            {
+                "id": e.id,
+                "type": e.type,
+                "symbol": e.symbol,
+                "session": e.session,
+                "rule": e.rule,
+                "live": e.live,
+                "data": e.data,
+                "created_at": e.created_at,
+                "retracted_by": None,
+            }
+            for e in fresh
+        ]
+        # A concurrent writer may have stored the same fact: ignore, never duplicate.
+        session.execute(insert(Event).on_conflict_do_nothing(index_elements=["id"]), rows)
+    return fresh
+
+
+def active_for(session: Session, symbol: str, rules: Sequence[str], since: date) -> list[Event]:
+    """Stored, unretracted events of ``symbol`` under ``rules`` on or after ``since``."""
+    return list(
+        session.scalars(
+            select(Event).where(
+                Event.symbol == symbol,
+                Event.rule.in_(rules),
+                Event.session >= since,
+                Event.retracted_by.is_(None),
+                Event.type != "retracted",
+            )
+        )
+    )
+
+
+def _encode(created_at: datetime, event_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{event_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, event_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), event_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(
+            f"invalid cursor {cursor!r}: pass the `next` of a previous page"
+        ) from None
+
+
+def page(
+    session: Session,
+    *,
+    symbol: str | None,
+    event_type: str | None,
+    after: str | None,
+    limit: int,
+    live: bool | None = None,
+) -> tuple[list[Event], str | None]:
+    """Events oldest first by (created_at, id); ``after`` is the previous page's cursor."""
+    query = select(Event)
+    if symbol is not None:
+        query = query.where(Event.symbol == symbol)
+    if event_type is not None:
+        query = query.where(Event.type == event_type)
+    if live is not None:
+        query = query.where(Event.live.is_(live))
+    if after is not None:
+        stamp, event_id = _decode(after)
+        query = query.where(
+            or_(Event.created_at > stamp, and_(Event.created_at == stamp, Event.id > event_id))
+        )
+    rows = list(session.scalars(query.order_by(Event.created_at, Event.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = _encode(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return rows, cursor

@@ -1,0 +1,236 @@
+"""Public read API: signals, symbols and their closes, crosses, turns, compare, scan, events."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import ReadSession, ServicesDep
+from app.errors import InvalidInput, NotFound
+from app.market import repository as market
+from app.market.csvfile import format_bars
+from app.signals import repository, service
+from app.signals.analysis import Rule, TurnRule
+from app.signals.schemas import (
+    BarList,
+    BarOut,
+    Comparison,
+    CrossList,
+    EventOut,
+    EventPage,
+    ScanResult,
+    Signal,
+    SignalList,
+    SymbolList,
+    SymbolOut,
+    TurnList,
+)
+
+router = APIRouter(prefix="/v1", tags=["signals"])
+
+Fast = Annotated[int, Query(ge=2, le=20000, description="Fast window (sessions)")]
+Slow = Annotated[int, Query(ge=2, le=20000, description="Slow window (sessions)")]
+Kind = Annotated[Literal["sma", "ema"], Query(description="Average type")]
+SymbolPath = Annotated[str, "URL-encoded canonical symbol, e.g. %5ERUT for ^RUT"]
+
+
+def _rule(fast: int, slow: int, kind: Literal["sma", "ema"]) -> Rule:
+    if fast >= slow:
+        raise InvalidInput(f"fast ({fast}) must be shorter than slow ({slow})")
+    return Rule(fast, slow, kind)
+
+
+def _book(request: Request) -> service.SignalBook:
+    book: service.SignalBook = request.app.state.signal_book
+    return book
+
+
+@router.get("/signals", response_model=SignalList, summary="Current signals of every symbol")
+def list_signals(request: Request, services: ServicesDep, session: ReadSession) -> SignalList:
+    signals = service.all_signals(_book(request), session, services.clock())
+    return SignalList.model_validate({"signals": signals})
+
+
+@router.get("/signals/{symbol}", response_model=Signal, summary="Current signal of one symbol")
+def get_signal(
+    symbol: SymbolPath,
+    request: Request,
+    services: ServicesDep,
+    session: ReadSession,
+    fast: Fast = 50,
+    slow: Slow = 200,
+    type: Kind = "sma",
+) -> Signal:
+    signal = service.one_signal(
+        _book(request),
+        session,
+        service.normalise(symbol),
+        _rule(fast, slow, type),
+        services.clock(),
+    )
+    return Signal.model_validate(signal)
+
+
+@router.get("/symbols", response_model=SymbolList, summary="Tracked symbols")
+def list_symbols(session: ReadSession) -> SymbolList:
+    symbols = market.tracked_symbols(session)
+    spans = market.spans(session, symbols)
+    return SymbolList(
+        symbols=[
+            SymbolOut(
+                symbol=s,
+                first_session=spans[s][0] if s in spans else None,
+                last_session=spans[s][1] if s in spans else None,
+                sessions=spans[s][2] if s in spans else 0,
+            )
+            for s in symbols
+        ]
+    )
+
+
+@router.get(
+    "/symbols/{symbol}/closes",
+    response_model=BarList,
+    summary="Stored daily bars (JSON, or CSV with Accept: text/csv)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_closes(
+    symbol: SymbolPath,
+    request: Request,
+    session: ReadSession,
+    start: date | None = None,
+    end: date | None = None,
+) -> BarList | StreamingResponse:
+    symbol = service.normalise(symbol)
+    if start and end and end < start:
+        raise InvalidInput(f"end {end} is before start {start}")
+    if symbol not in market.tracked_symbols(session):
+        raise NotFound(f"unknown symbol {symbol!r}: it is not tracked")
+    bars = market.read_bars(session, symbol, start, end)
+    if "text/csv" in request.headers.get("accept", ""):
+        return StreamingResponse(
+            iter(list(format_bars(bars))),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{symbol}.csv"'},
+        )
+    return BarList(
+        symbol=symbol,
+        bars=[
+            BarOut(
+                session=b.session,
+                close=b.close,
+                open=b.open,
+                high=b.high,
+                low=b.low,
+                volume=b.volume,
+                source=b.source,
+                instrument=b.instrument,
+            )
+            for b in bars
+        ],
+    )
+
+
+@router.get(
+    "/symbols/{symbol}/crosses",
+    response_model=CrossList,
+    summary="Every cross with forward returns, and a summary",
+)
+def get_crosses(
+    symbol: SymbolPath,
+    request: Request,
+    session: ReadSession,
+    fast: Fast = 50,
+    slow: Slow = 200,
+    type: Kind = "sma",
+    since: date | None = None,
+) -> CrossList:
+    result = service.crosses(
+        _book(request), session, service.normalise(symbol), _rule(fast, slow, type), since
+    )
+    return CrossList.model_validate(result)
+
+
+@router.get(
+    "/symbols/{symbol}/turns",
+    response_model=TurnList,
+    summary="Confirmed peaks and troughs (zigzag) with forward returns",
+)
+def get_turns(
+    symbol: SymbolPath,
+    request: Request,
+    session: ReadSession,
+    decline: Annotated[float, Query(gt=0, lt=100, description="Decline % confirming a peak")] = 20,
+    rebound: Annotated[
+        float, Query(gt=0, le=1000, description="Rebound % confirming a trough")
+    ] = 20,
+) -> TurnList:
+    result = service.turns(
+        _book(request), session, service.normalise(symbol), TurnRule(decline / 100, rebound / 100)
+    )
+    return TurnList.model_validate(result)
+
+
+@router.get("/compare", response_model=Comparison, summary="Return of each symbol over a period")
+def compare(
+    request: Request,
+    services: ServicesDep,
+    session: ReadSession,
+    symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
+    start: Annotated[str, Query(description="`ytd` or YYYY-MM-DD")] = "ytd",
+    end: date | None = None,
+) -> Comparison:
+    book = _book(request)
+    chosen = _symbols(symbols) or book.snapshot(session).analysis.panel.symbols
+    result = service.compare(book, session, chosen, start, end, services.clock())
+    return Comparison.model_validate(result)
+
+
+def _symbols(raw: str | None) -> list[str]:
+    if raw is None:
+        return []
+    chosen = [service.normalise(s) for s in raw.split(",") if s.strip()]
+    if not chosen:
+        raise InvalidInput("symbols must name at least one symbol")
+    return chosen
+
+
+@router.get(
+    "/scan", response_model=ScanResult, summary="Symbols with an event in the last N sessions"
+)
+def scan(
+    request: Request,
+    session: ReadSession,
+    event: Annotated[
+        Literal["golden_cross", "death_cross", "peak", "trough", "cross_approaching"], Query()
+    ] = "golden_cross",
+    within: Annotated[int, Query(ge=1, le=10000, description="Sessions to look back")] = 5,
+    symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
+) -> ScanResult:
+    result = service.scan(_book(request), session, event, within, _symbols(symbols) or None)
+    return ScanResult.model_validate(result)
+
+
+@router.get("/events", response_model=EventPage, summary="Stored events, oldest first, paged")
+def list_events(
+    session: ReadSession,
+    symbol: str | None = None,
+    type: str | None = None,
+    after: Annotated[str | None, Query(description="Cursor: the `next` of a previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    live: bool | None = None,
+) -> EventPage:
+    rows, cursor = repository.page(
+        session,
+        symbol=service.normalise(symbol) if symbol else None,
+        event_type=type,
+        after=after,
+        limit=limit,
+        live=live,
+    )
+    return EventPage(
+        events=[EventOut.model_validate(row, from_attributes=True) for row in rows], next=cursor
+    )

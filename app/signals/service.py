@@ -1,0 +1,248 @@
+"""Signal use-cases over the store: the in-memory book of default-rule signals, custom
+rules on demand, crosses, turns, compare and scan."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput, NotFound
+from app.market import calendar, repository
+from app.signals import analysis as an
+from app.signals.analysis import DEFAULT_RULE, DEFAULT_TURNS, Analysis, Rule, TurnRule
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Default-rule analysis of every tracked symbol at one data version."""
+
+    fingerprint: dict[str, int]
+    analysis: Analysis
+    provenance: dict[str, repository.Provenance]
+
+    def row(self, symbol: str) -> int:
+        try:
+            return self.analysis.panel.symbols.index(symbol)
+        except ValueError:
+            raise NotFound(f"unknown symbol {symbol!r}: it is not tracked") from None
+
+
+class SignalBook:
+    """Default-rule signals computed once per data change and served from memory.
+
+    Each read compares the symbols' data versions (one small query) with the cached
+    snapshot's, so a poll in another process is seen at the next request.
+    """
+
+    def __init__(self) -> None:
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        self._snapshot = None
+
+    def snapshot(self, session: Session) -> Snapshot:
+        fingerprint = repository.data_versions(session)
+        current = self._snapshot
+        if current is not None and current.fingerprint == fingerprint:
+            return current
+        with self._lock:
+            current = self._snapshot
+            if current is not None and current.fingerprint == fingerprint:
+                return current
+            symbols = repository.tracked_symbols(session)
+            panel = repository.load_panel(session, symbols)
+            fresh = Snapshot(
+                fingerprint=fingerprint,
+                analysis=an.analyse(panel),
+                provenance=repository.newest_provenance(session, symbols),
+            )
+            self._snapshot = fresh
+            return fresh
+
+
+def normalise(symbol: str) -> str:
+    return symbol.strip().upper()
+
+
+def _signal(
+    analysis: Analysis,
+    row: int,
+    provenance: repository.Provenance | None,
+    expected: date,
+) -> dict[str, Any] | None:
+    fields = an.signal_of(analysis, row)
+    if fields is None:
+        return None
+    return {
+        "symbol": analysis.panel.symbols[row],
+        **fields,
+        "source": provenance.source if provenance else None,
+        "instrument": provenance.instrument if provenance else None,
+        "expected_session": expected,
+        "stale": fields["session"] < expected,
+    }
+
+
+def all_signals(book: SignalBook, session: Session, now: datetime) -> list[dict[str, Any]]:
+    snap = book.snapshot(session)
+    expected = calendar.last_closed_session(now)
+    result = []
+    for row, symbol in enumerate(snap.analysis.panel.symbols):
+        signal = _signal(snap.analysis, row, snap.provenance.get(symbol), expected)
+        if signal is not None:
+            result.append(signal)
+    return result
+
+
+def check_rule(rule: Rule, history: int) -> None:
+    if rule.fast < 2 or rule.slow < 2:
+        raise InvalidInput("fast and slow must each be at least 2 sessions")
+    if rule.fast >= rule.slow:
+        raise InvalidInput(f"fast ({rule.fast}) must be shorter than slow ({rule.slow})")
+    if rule.slow > history:
+        raise InvalidInput(
+            f"slow ({rule.slow}) is longer than the stored history ({history} sessions)"
+        )
+
+
+def _single(
+    book: SignalBook, session: Session, symbol: str, rule: Rule, turns: TurnRule
+) -> tuple[Analysis, int, repository.Provenance | None]:
+    snap = book.snapshot(session)
+    row = snap.row(symbol)
+    history = int(snap.analysis.lengths[row])
+    if history == 0:
+        raise NotFound(f"symbol {symbol!r} has no stored closes yet")
+    check_rule(rule, history)
+    provenance = snap.provenance.get(symbol)
+    if rule == DEFAULT_RULE and turns == DEFAULT_TURNS:
+        return snap.analysis, row, provenance
+    panel = repository.load_panel(session, [symbol])
+    return an.analyse(panel, rule, turns), 0, provenance
+
+
+def one_signal(
+    book: SignalBook, session: Session, symbol: str, rule: Rule, now: datetime
+) -> dict[str, Any]:
+    analysis, row, provenance = _single(book, session, symbol, rule, DEFAULT_TURNS)
+    signal = _signal(analysis, row, provenance, calendar.last_closed_session(now))
+    assert signal is not None
+    return signal
+
+
+def crosses(
+    book: SignalBook, session: Session, symbol: str, rule: Rule, since: date | None
+) -> dict[str, Any]:
+    analysis, row, _ = _single(book, session, symbol, rule, DEFAULT_TURNS)
+    found = an.crosses_of(analysis, row, since)
+    return {
+        "symbol": symbol,
+        "rule": rule.as_dict(),
+        "crosses": found,
+        "summary": an.cross_summary(found),
+    }
+
+
+def turns(book: SignalBook, session: Session, symbol: str, turn_rule: TurnRule) -> dict[str, Any]:
+    analysis, row, _ = _single(book, session, symbol, DEFAULT_RULE, turn_rule)
+    return {
+        "symbol": symbol,
+        "rule": {"decline_pct": turn_rule.decline * 100, "rebound_pct": turn_rule.rebound * 100},
+        "turns": an.turns_of(analysis, row),
+    }
+
+
+def compare(
+    book: SignalBook,
+    session: Session,
+    symbols: Sequence[str],
+    start: str,
+    end: date | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Return of each symbol from the close before ``start`` to the last close by ``end``.
+
+    ``start="ytd"`` measures from the last close of the previous year.
+    """
+    snap = book.snapshot(session)
+    if start == "ytd":
+        reference_end = end or calendar.last_closed_session(now)
+        base_before = date(reference_end.year, 1, 1)
+    else:
+        try:
+            base_before = date.fromisoformat(start)
+        except ValueError:
+            raise InvalidInput(f"start {start!r} is neither 'ytd' nor a YYYY-MM-DD date") from None
+    if end is not None and end < base_before:
+        raise InvalidInput(f"end {end} is before start {base_before}")
+    results = []
+    for symbol in symbols:
+        row = snap.row(symbol)
+        sessions = snap.analysis.panel.sessions[row]
+        closes = snap.analysis.panel.closes[row]
+        valid = ~np.isnat(sessions)
+        days = sessions[valid]
+        values = closes[valid]
+        base_index = int(np.searchsorted(days, np.datetime64(base_before), side="left")) - 1
+        end_index = (
+            len(days) - 1
+            if end is None
+            else int(np.searchsorted(days, np.datetime64(end), side="right")) - 1
+        )
+        if base_index < 0 or end_index <= base_index:
+            raise InvalidInput(f"{symbol} has no closes to compare over that period")
+        results.append(
+            {
+                "symbol": symbol,
+                "start_session": days[base_index].astype(object),
+                "start_close": float(values[base_index]),
+                "end_session": days[end_index].astype(object),
+                "end_close": float(values[end_index]),
+                "return_pct": (float(values[end_index]) / float(values[base_index]) - 1) * 100,
+            }
+        )
+    return {"start": start, "end": end, "returns": results}
+
+
+SCAN_EVENTS = ("golden_cross", "death_cross", "peak", "trough", "cross_approaching")
+
+
+def scan(
+    book: SignalBook, session: Session, event: str, within: int, symbols: Sequence[str] | None
+) -> dict[str, Any]:
+    """Symbols with ``event`` in their last ``within`` sessions, newest first."""
+    snap = book.snapshot(session)
+    chosen = list(symbols) if symbols else list(snap.analysis.panel.symbols)
+    matches = []
+    for symbol in chosen:
+        row = snap.row(symbol)
+        length = int(snap.analysis.lengths[row])
+        if length == 0:
+            continue
+        width = snap.analysis.panel.closes.shape[1]
+        facts = [fact for fact in an.facts_of(snap.analysis, row) if fact.type == event]
+        if not facts:
+            continue
+        last = facts[-1]
+        sessions = snap.analysis.panel.sessions[row]
+        index = int(np.searchsorted(sessions[width - length :], np.datetime64(last.session)))
+        ago = length - 1 - index
+        if ago < within:
+            matches.append(
+                {
+                    "symbol": symbol,
+                    "type": event,
+                    "session": last.session,
+                    "sessions_ago": ago,
+                    "data": last.data,
+                }
+            )
+    matches.sort(key=lambda m: (m["session"], m["symbol"]), reverse=True)
+    return {"event": event, "within": within, "matches": matches}
