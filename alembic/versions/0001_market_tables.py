@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("revised", sa.Integer(), nullable=False),
         sa.Column("rejected", sa.Integer(), nullable=False),
         sa.Column("rejections", sa.JSON(), nullable=False),
+        sa.Column("attempts", sa.JSON(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["poll_run_id"],

@@ -17,7 +17,7 @@ from datetime import date
 from app.clock import Clock
 from app.db.engine import Database
 from app.market import polls, repository
-from app.market.bars import Bar
+from app.market.bars import Bar, FetchResult
 from app.market.polls import SymbolOutcome
 from app.market.providers import AllProvidersFailed, ProviderChain
 from app.market.validation import BadData, validate_bars
@@ -98,33 +98,41 @@ class Poller:
             left = repository.bar_before(session, symbol, since) if since else None
         try:
             fetched = await self.chain.fetch(symbol, since, now=now)
-            checked = validate_bars(
-                fetched.result.bars,
-                now=now,
-                last_stored=left,
-                bad_tick_pct=self.settings.bad_tick_pct,
-            )
         except AllProvidersFailed as exc:
             outcome.error = exc.reason
+            outcome.attempts = [(a.provider, a.instrument, a.reason) for a in exc.attempts]
+            return self._record_failure(run_id, outcome)
+        result = fetched.result
+        outcome.attempts = [(a.provider, a.instrument, a.reason) for a in fetched.attempts]
+        outcome.source, outcome.instrument = result.source, result.instrument
+        try:
+            checked = validate_bars(
+                result.bars, now=now, last_stored=left, bad_tick_pct=self.settings.bad_tick_pct
+            )
         except BadData as exc:
-            outcome.error = f"rejected response: {exc.reason}"
-        else:
-            outcome.source = fetched.result.source
-            outcome.instrument = fetched.result.instrument
-            outcome.rejected = checked.rejected
-            if fetched.is_proxy:
-                # A proxy's prices are another instrument's: stored under its own
-                # symbol, never spliced into this one (DESIGN §2: never silent).
-                outcome.error = (
-                    f"every provider failed for {symbol}; proxy {fetched.result.instrument} "
-                    f"was fetched and stored as {fetched.result.instrument}"
-                )
-                self._store(run_id, fetched.result.instrument, checked.accepted, fetched, None)
-            else:
-                return self._store(run_id, symbol, checked.accepted, fetched, outcome)
+            outcome.error = f"rejected {result.source} response: {exc.reason}"
+            outcome.attempts.append((result.source, result.instrument, outcome.error))
+            return self._record_failure(run_id, outcome)
+        outcome.rejected = checked.rejected
+        if not fetched.is_proxy:
+            return self._store(run_id, symbol, checked.accepted, result, outcome)
+        # A proxy's prices are another instrument's: stored under its own symbol, never
+        # spliced into this one (DESIGN §2: a proxy is never substituted silently).
+        proxy = self._store(
+            run_id, result.instrument, checked.accepted, result, SymbolOutcome(result.instrument)
+        )
+        outcome.error = (
+            f"every provider failed for {symbol}; proxy {result.instrument} was fetched "
+            f"instead and stored as {result.instrument} ({proxy.added} sessions added)"
+        )
+        return self._record_failure(run_id, outcome)
+
+    def _record_failure(self, run_id: int, outcome: SymbolOutcome) -> SymbolOutcome:
         with self.db.transaction() as session:
             polls.record_result(session, run_id, outcome)
-        log.warning("poll failed", extra={"run": run_id, "symbol": symbol, "error": outcome.error})
+        log.warning(
+            "poll failed", extra={"run": run_id, "symbol": outcome.symbol, "error": outcome.error}
+        )
         return outcome
 
     def _store(
@@ -132,15 +140,10 @@ class Poller:
         run_id: int,
         symbol: str,
         bars: list[Bar],
-        fetched: object,
-        outcome: SymbolOutcome | None,
+        result: FetchResult,
+        outcome: SymbolOutcome,
     ) -> SymbolOutcome:
-        from app.market.providers import ChainResult
-
-        assert isinstance(fetched, ChainResult)
-        result = outcome or SymbolOutcome(symbol, rejected=[])
-        result.source = fetched.result.source
-        result.instrument = fetched.result.instrument
+        """Upsert, detect and enqueue in one transaction, with the poll result."""
         now = self.clock()
         try:
             with self.db.transaction() as session:
@@ -150,35 +153,32 @@ class Poller:
                     session,
                     symbol,
                     bars,
-                    source=fetched.result.source,
-                    instrument=fetched.result.instrument,
+                    source=result.source,
+                    instrument=result.instrument,
                     fetched_at=now,
                 )
-                result.added, result.revised = counts.added, counts.revised
-                first_changed = _first_changed(bars, previous_last, counts.revised > 0)
+                outcome.added, outcome.revised = counts.added, counts.revised
                 new_events: list[Event] = []
                 if counts.added or counts.revised:
                     new_events = signal_events.detect_and_record(
                         session,
                         symbol,
                         previous_last=previous_last,
-                        recheck_from=first_changed,
+                        recheck_from=_first_changed(bars, previous_last, counts.revised > 0),
                         now=now,
                     )
                     if self.enqueue is not None and new_events:
                         self.enqueue(session, new_events)
-                result.events = [event.id for event in new_events]
-                result.newest_session = bars[-1].session if bars else previous_last
-                if outcome is not None:
-                    polls.record_result(session, run_id, result)
+                outcome.events = [event.id for event in new_events]
+                outcome.newest_session = bars[-1].session if bars else previous_last
+                polls.record_result(session, run_id, outcome)
         except Exception as exc:  # the transaction rolled back: nothing was stored
             log.exception("storing a poll failed", extra={"symbol": symbol})
-            result.error = f"store failed: {type(exc).__name__}: {exc}"
-            result.added = result.revised = 0
-            result.events = []
-            with self.db.transaction() as session:
-                polls.record_result(session, run_id, result)
-        return result
+            outcome.error = f"store failed: {type(exc).__name__}: {exc}"
+            outcome.added = outcome.revised = 0
+            outcome.events = []
+            return self._record_failure(run_id, outcome)
+        return outcome
 
 
 def _first_changed(bars: list[Bar], previous_last: date | None, revised: bool) -> date | None:

@@ -82,4 +82,6 @@ class PollResult(Base):
     revised: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     rejections: Mapped[list[dict[str, str]]] = mapped_column(JSON, nullable=False, default=list)
+    # Providers that failed before one answered (or all of them): provider, instrument, reason.
+    attempts: Mapped[list[dict[str, str]]] = mapped_column(JSON, nullable=False, default=list)
     error: Mapped[str | None] = mapped_column(Text)

@@ -22,6 +22,7 @@ class SymbolOutcome:
     revised: int = 0
     rejected: list[tuple[date | None, str]] = field(default_factory=list)
     error: str | None = None
+    attempts: list[tuple[str, str, str]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     newest_session: date | None = None
 
@@ -50,6 +51,10 @@ def record_result(session: Session, run_id: int, outcome: SymbolOutcome) -> None
             rejections=[
                 {"session": day.isoformat() if day else "", "reason": reason}
                 for day, reason in outcome.rejected
+            ],
+            attempts=[
+                {"provider": provider, "instrument": instrument, "reason": reason}
+                for provider, instrument, reason in outcome.attempts
             ],
             error=outcome.error,
         )
