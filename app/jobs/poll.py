@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from sqlalchemy.orm import Session
+
 from app.clock import Clock
 from app.db.engine import Database
 from app.market import polls, repository
@@ -23,6 +25,7 @@ from app.market.providers import AllProvidersFailed, ProviderChain
 from app.market.validation import BadData, validate_bars
 from app.settings import Settings
 from app.signals import events as signal_events
+from app.signals import service as signal_service
 from app.signals.models import Event
 
 log = logging.getLogger("crosswatch.poll")
@@ -74,6 +77,10 @@ class Poller:
         outcomes = [await self._poll_symbol(run_id, symbol) for symbol in wanted]
         with self.db.transaction() as session:
             status = polls.finish_run(session, run_id, outcomes, now=self.clock())
+            if any(o.added for o in outcomes):
+                # Live only when a session newer than the store held was added: a
+                # backfill's brief is history, stored but never pushed.
+                self._daily_brief(session, live=any(o.added and not o.backfill for o in outcomes))
         report = PollReport(run_id, status, outcomes, time.perf_counter() - started)
         log.info(
             "poll finished",
@@ -127,6 +134,14 @@ class Poller:
         )
         return self._record_failure(run_id, outcome)
 
+    def _daily_brief(self, session: Session, *, live: bool) -> None:
+        """One ``daily_brief`` per newest session, after a poll that added one."""
+        now = self.clock()
+        signals = signal_service.all_signals(signal_service.SignalBook(), session, now)
+        brief = signal_events.record_daily_brief(session, signals, now=now, live=live)
+        if brief is not None and self.enqueue is not None:
+            self.enqueue(session, [brief])
+
     def _record_failure(self, run_id: int, outcome: SymbolOutcome) -> SymbolOutcome:
         with self.db.transaction() as session:
             polls.record_result(session, run_id, outcome)
@@ -158,6 +173,7 @@ class Poller:
                     fetched_at=now,
                 )
                 outcome.added, outcome.revised = counts.added, counts.revised
+                outcome.backfill = previous_last is None
                 new_events: list[Event] = []
                 if counts.added or counts.revised:
                     new_events = signal_events.detect_and_record(

@@ -25,6 +25,7 @@ class SymbolOutcome:
     attempts: list[tuple[str, str, str]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     newest_session: date | None = None
+    backfill: bool = False
 
     @property
     def ok(self) -> bool:

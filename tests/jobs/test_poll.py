@@ -83,6 +83,7 @@ def test_backfill_then_increment_stores_exactly_the_new_session(
         events = list(session.scalars(select(Event)))
     assert events, "a backfill stores the history's events"
     assert not any(event.live for event in events), "backfilled events are never live"
+    assert [e.type for e in events if e.session == date(2026, 8, 21)] == ["daily_brief"]
 
     for bars in fake.series.values():
         bars.append(Bar(MONDAY, round(bars[-1].close * 1.002, 2)))
@@ -94,7 +95,16 @@ def test_backfill_then_increment_stores_exactly_the_new_session(
         assert repository.last_sessions(session, list(FILES)) == dict.fromkeys(FILES, MONDAY)
         assert repository.bar_count(session, "^RUT") == len(real_series["^RUT"]) + 1
         runs = list(session.scalars(select(PollRun).order_by(PollRun.id)))
+        briefs = list(
+            session.scalars(
+                select(Event).where(Event.type == "daily_brief", Event.session == MONDAY)
+            )
+        )
     assert [run.status for run in runs] == ["ok", "ok"]
+    assert len(briefs) == 1
+    assert briefs[0].live and briefs[0].session == MONDAY
+    assert [line["symbol"] for line in briefs[0].data["symbols"]] == sorted(FILES)
+    assert briefs[0].data["symbols"][0]["line"].startswith("^GSPC ")
 
 
 def test_live_bar_is_not_stored_until_the_session_has_closed(
