@@ -41,7 +41,9 @@ def install(app: FastAPI) -> None:
     async def _domain(_request: Request, exc: CrosswatchError) -> JSONResponse:
         if exc.status >= 500:
             log.error("request failed: %s", exc.detail)
-        return problem(exc.status, exc.detail, title=exc.title)
+        response = problem(exc.status, exc.detail, title=exc.title)
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,52 @@
+"""Request dependencies for authentication: ``RequireKey`` and ``AdminKey``.
+
+``Authorization: Bearer <key>``; a missing, unknown or revoked key is a 401
+problem+json with ``WWW-Authenticate: Bearer``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header
+
+from app.api.deps import ServicesDep
+from app.auth.service import Identity, authenticate
+from app.errors import CrosswatchError
+
+
+class Unauthorized(CrosswatchError):
+    status = 401
+    title = "Unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012  (read-only class constant)
+
+
+class Forbidden(CrosswatchError):
+    status = 403
+    title = "Forbidden"
+
+
+def require_key(
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Identity:
+    if not authorization:
+        raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be: Bearer <key>")
+    with services.db.transaction(write=False) as session:
+        identity = authenticate(session, token.strip(), admin_token=services.settings.admin_token)
+    if identity is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return identity
+
+
+def require_admin(identity: Annotated[Identity, Depends(require_key)]) -> Identity:
+    if not identity.admin:
+        raise Forbidden("this needs an admin key")
+    return identity
+
+
+RequireKey = Annotated[Identity, Depends(require_key)]
+AdminKey = Annotated[Identity, Depends(require_admin)]

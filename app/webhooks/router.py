@@ -1,0 +1,228 @@
+"""``/v1/webhooks``: subscriptions, their delivery log, retry, test, replay, snapshot.
+
+Every route needs an API key; a key sees only its own subscriptions (others are 404).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from app.api.deps import ReadSession, ServicesDep, WriteSession
+from app.auth.deps import RequireKey
+from app.webhooks import repository, service
+from app.webhooks.models import Subscription
+from app.webhooks.schemas import (
+    AttemptOut,
+    DeliveryList,
+    DeliveryOut,
+    DeliveryStatus,
+    Enqueued,
+    ReplayIn,
+    Rule,
+    SecretOut,
+    SubscriptionCreated,
+    SubscriptionIn,
+    SubscriptionList,
+    SubscriptionOut,
+    SubscriptionPatch,
+)
+from app.webhooks.ssrf import Resolver, system_resolver
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+def get_resolver() -> Resolver:
+    """The DNS resolver for URL checks (tests override this dependency)."""
+    return system_resolver
+
+
+ResolverDep = Annotated[Resolver, Depends(get_resolver)]
+
+
+def _policy(services: ServicesDep, resolver: Resolver) -> service.UrlPolicy:
+    return service.UrlPolicy(
+        resolver=resolver, allow_private=services.settings.webhook_allow_private
+    )
+
+
+def _out(subscription: Subscription) -> SubscriptionOut:
+    rule = None
+    if subscription.rule_fast is not None and subscription.rule_slow is not None:
+        rule = Rule(
+            fast=subscription.rule_fast,
+            slow=subscription.rule_slow,
+            type="ema" if subscription.rule_type == "ema" else "sma",
+        )
+    return SubscriptionOut(
+        id=subscription.id,
+        url=subscription.url,
+        event_types=subscription.event_types,
+        symbols=subscription.symbols,
+        rule=rule,
+        description=subscription.description,
+        enabled=subscription.enabled,
+        disabled_reason=subscription.disabled_reason,
+        failing_since=subscription.failing_since,
+        previous_secret_expires_at=subscription.previous_secret_expires_at,
+        created_at=subscription.created_at,
+        updated_at=subscription.updated_at,
+    )
+
+
+@router.post("", status_code=201, response_model=SubscriptionCreated)
+def create(
+    body: SubscriptionIn,
+    identity: RequireKey,
+    session: WriteSession,
+    services: ServicesDep,
+    resolver: ResolverDep,
+) -> SubscriptionCreated:
+    """Subscribe a URL. The signing secret is in this response only."""
+    subscription, secret = service.create_subscription(
+        session, identity, body, now=services.clock(), urls=_policy(services, resolver)
+    )
+    return SubscriptionCreated(**_out(subscription).model_dump(), secret=secret)
+
+
+@router.get("", response_model=SubscriptionList)
+def list_(identity: RequireKey, session: ReadSession) -> SubscriptionList:
+    rows = repository.list_subscriptions(session, identity.key_id)
+    return SubscriptionList(subscriptions=[_out(row) for row in rows])
+
+
+@router.get("/{subscription_id}", response_model=SubscriptionOut)
+def read(subscription_id: int, identity: RequireKey, session: ReadSession) -> SubscriptionOut:
+    return _out(service.get_owned(session, identity, subscription_id))
+
+
+@router.patch("/{subscription_id}", response_model=SubscriptionOut)
+def update(
+    subscription_id: int,
+    body: SubscriptionPatch,
+    identity: RequireKey,
+    session: WriteSession,
+    services: ServicesDep,
+    resolver: ResolverDep,
+) -> SubscriptionOut:
+    subscription = service.get_owned(session, identity, subscription_id)
+    updated = service.update_subscription(
+        session, subscription, body, now=services.clock(), urls=_policy(services, resolver)
+    )
+    return _out(updated)
+
+
+@router.delete("/{subscription_id}", status_code=204)
+def delete(subscription_id: int, identity: RequireKey, session: WriteSession) -> Response:
+    """Delete the subscription with its pending deliveries and delivery log."""
+    session.delete(service.get_owned(session, identity, subscription_id))
+    return Response(status_code=204)
+
+
+@router.post("/{subscription_id}/rotate-secret", response_model=SecretOut)
+def rotate_secret(
+    subscription_id: int, identity: RequireKey, session: WriteSession, services: ServicesDep
+) -> SecretOut:
+    """A new secret, shown once; the previous one keeps signing alongside for 24 h."""
+    subscription = service.get_owned(session, identity, subscription_id)
+    secret = service.rotate_secret(session, subscription, now=services.clock())
+    expires = subscription.previous_secret_expires_at
+    assert expires is not None
+    return SecretOut(secret=secret, previous_secret_expires_at=expires)
+
+
+@router.get("/{subscription_id}/deliveries", response_model=DeliveryList)
+def deliveries(
+    subscription_id: int,
+    identity: RequireKey,
+    session: ReadSession,
+    status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DeliveryList:
+    """The newest deliveries first, each with its attempts."""
+    subscription = service.get_owned(session, identity, subscription_id)
+    rows = repository.deliveries_with_attempts(session, subscription.id, status, limit)
+    return DeliveryList(
+        deliveries=[
+            DeliveryOut(
+                id=delivery.id,
+                event_id=delivery.event_id,
+                event_type=event_type,
+                status=delivery.status,
+                attempt_count=delivery.attempt_count,
+                next_attempt_at=delivery.next_attempt_at,
+                created_at=delivery.created_at,
+                finished_at=delivery.finished_at,
+                last_status=delivery.last_status,
+                last_error=delivery.last_error,
+                attempts=[
+                    AttemptOut.model_validate(attempt, from_attributes=True) for attempt in attempts
+                ],
+            )
+            for delivery, event_type, attempts in rows
+        ]
+    )
+
+
+@router.post("/{subscription_id}/deliveries/{delivery_id}/retry", status_code=202)
+def retry(
+    subscription_id: int,
+    delivery_id: int,
+    identity: RequireKey,
+    session: WriteSession,
+    services: ServicesDep,
+) -> Enqueued:
+    """Attempt this delivery again now."""
+    subscription = service.get_owned(session, identity, subscription_id)
+    delivery = service.retry_delivery(session, subscription, delivery_id, now=services.clock())
+    return Enqueued(deliveries=1, event_id=delivery.event_id)
+
+
+@router.post("/{subscription_id}/test", status_code=202)
+def test(
+    subscription_id: int, identity: RequireKey, session: WriteSession, services: ServicesDep
+) -> Enqueued:
+    """Send a signed ``test`` event (a fresh id) to this subscription."""
+    subscription = service.get_owned(session, identity, subscription_id)
+    event = service.single_event(
+        session,
+        subscription,
+        event_type="test",
+        data={"message": "a test event from Crosswatch", "subscription_id": subscription.id},
+        now=services.clock(),
+    )
+    return Enqueued(deliveries=1, event_id=event.id)
+
+
+@router.post("/{subscription_id}/replay", status_code=202)
+def replay(
+    subscription_id: int,
+    body: ReplayIn,
+    identity: RequireKey,
+    session: WriteSession,
+    services: ServicesDep,
+) -> Enqueued:
+    """Deliver again the stored events of this subscription's filter in a session range.
+
+    Events keep their ids (so ``webhook-id`` too); a delivery that existed is reset.
+    """
+    subscription = service.get_owned(session, identity, subscription_id)
+    count = service.replay(session, subscription, body.since, body.until, now=services.clock())
+    return Enqueued(deliveries=count)
+
+
+@router.post("/{subscription_id}/snapshot", status_code=202)
+def snapshot(
+    subscription_id: int, identity: RequireKey, session: WriteSession, services: ServicesDep
+) -> Enqueued:
+    """Send one ``snapshot`` event: the current regime of each subscribed symbol."""
+    subscription = service.get_owned(session, identity, subscription_id)
+    event = service.single_event(
+        session,
+        subscription,
+        event_type="snapshot",
+        data=service.snapshot_data(session, subscription),
+        now=services.clock(),
+    )
+    return Enqueued(deliveries=1, event_id=event.id)

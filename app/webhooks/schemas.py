@@ -1,0 +1,147 @@
+"""Request and response bodies of ``/v1/webhooks``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EventType = Literal[
+    "golden_cross",
+    "death_cross",
+    "peak",
+    "trough",
+    "cross_approaching",
+    "daily_brief",
+    "retracted",
+    "snapshot",
+    "test",
+]
+DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
+
+
+class Rule(BaseModel):
+    """Custom moving-average windows; events for this rule are detected for the hook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fast: int = Field(ge=2, le=1000)
+    slow: int = Field(ge=2, le=1000)
+    type: Literal["sma", "ema"] = "sma"
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> Rule:
+        if self.fast >= self.slow:
+            raise ValueError("rule.fast must be smaller than rule.slow")
+        return self
+
+
+def _symbols(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    cleaned = sorted({symbol.strip().upper() for symbol in value if symbol.strip()})
+    return cleaned or None
+
+
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2048, examples=["https://example.com/hooks"])
+    event_types: list[EventType] = Field(
+        default_factory=list, description="Empty: every event type."
+    )
+    symbols: list[str] | None = Field(default=None, description="null (or []): every symbol.")
+    rule: Rule | None = Field(default=None, description="null: the default sma 50/200.")
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool = True
+
+    _clean_symbols = field_validator("symbols")(_symbols)
+
+
+class SubscriptionPatch(BaseModel):
+    """Only the fields given are changed; ``rule: null`` returns to the default rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, min_length=8, max_length=2048)
+    event_types: list[EventType] | None = None
+    symbols: list[str] | None = None
+    rule: Rule | None = None
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+
+    _clean_symbols = field_validator("symbols")(_symbols)
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    url: str
+    event_types: list[str]
+    symbols: list[str] | None
+    rule: Rule | None
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str = Field(description="Shown once: store it to verify signatures.")
+
+
+class SubscriptionList(BaseModel):
+    subscriptions: list[SubscriptionOut]
+
+
+class SecretOut(BaseModel):
+    secret: str = Field(description="Shown once. The previous secret signs too until:")
+    previous_secret_expires_at: datetime
+
+
+class AttemptOut(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: float
+    error_class: str | None
+    response_excerpt: str | None
+    next_attempt_at: datetime | None
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    attempts: list[AttemptOut]
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
+class ReplayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: date = Field(description="First session (inclusive).")
+    until: date | None = Field(default=None, description="Last session (inclusive); none: all.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplayIn:
+        if self.until is not None and self.until < self.since:
+            raise ValueError("until must not be before since")
+        return self
+
+
+class Enqueued(BaseModel):
+    deliveries: int
+    event_id: str | None = None

@@ -1,0 +1,112 @@
+"""Server-side request forgery guard for subscriber URLs.
+
+A URL must be http(s) with a host, and every address the host resolves to must be a
+public one: loopback, private, link-local, multicast, reserved, unspecified, shared
+(CGNAT) and cloud metadata addresses are refused. The check runs at registration and
+again before every delivery attempt (DNS can change). ``allow_private`` (the
+``WEBHOOK_ALLOW_PRIVATE`` setting) lifts the address check for local use and tests.
+
+The resolver is injectable: ``(host, port) -> [ip, …]``; the default calls
+``socket.getaddrinfo`` (in a thread when used from async code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from app.errors import InvalidInput
+
+Resolver = Callable[[str, int], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+METADATA_ADDRESSES = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
+
+
+class UnsafeUrl(InvalidInput):
+    """A subscriber URL that must not be called."""
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def blocked_reason(address: IPAddress) -> str | None:
+    """Why ``address`` may not be called, or None for a public address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return blocked_reason(address.ipv4_mapped)
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    checks = (
+        (address.is_unspecified, "unspecified"),
+        (address.is_loopback, "loopback"),
+        (address.is_link_local, "link-local"),
+        (address.is_multicast, "multicast"),
+        (address.is_private, "private"),
+        (address.is_reserved, "reserved"),
+        (not address.is_global, "not globally routable"),
+    )
+    for blocked, name in checks:
+        if blocked:
+            return f"a {name} address"
+    return None
+
+
+def split_url(url: str) -> tuple[str, int]:
+    """The host and port of an http(s) URL; raises UnsafeUrl for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeUrl(f"url is not valid: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeUrl("url must use http or https")
+    if not parts.hostname:
+        raise UnsafeUrl("url must have a host")
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def check_addresses(host: str, addresses: list[str]) -> None:
+    """Raise UnsafeUrl unless every address is public (and there is at least one)."""
+    if not addresses:
+        raise UnsafeUrl(f"host {host} does not resolve")
+    for text in addresses:
+        reason = blocked_reason(ipaddress.ip_address(text.split("%", 1)[0]))
+        if reason is not None:
+            raise UnsafeUrl(f"host {host} resolves to {text}, {reason}; refused")
+
+
+def _literal(host: str) -> list[str] | None:
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        return None
+
+
+def check_url(url: str, *, resolver: Resolver, allow_private: bool) -> None:
+    """Validate ``url`` for delivery (blocking: resolves the host)."""
+    host, port = split_url(url)
+    if allow_private:
+        return
+    addresses = _literal(host)
+    if addresses is None:
+        try:
+            addresses = resolver(host, port)
+        except OSError as exc:
+            raise UnsafeUrl(f"host {host} does not resolve: {exc}") from None
+    check_addresses(host, addresses)
+
+
+async def check_url_async(url: str, *, resolver: Resolver, allow_private: bool) -> None:
+    """``check_url`` with the resolution in a worker thread."""
+    host, _port = split_url(url)
+    if allow_private or _literal(host) is not None:
+        check_url(url, resolver=resolver, allow_private=allow_private)
+        return
+    await asyncio.to_thread(check_url, url, resolver=resolver, allow_private=allow_private)

@@ -1,0 +1,331 @@
+"""The delivery worker: claims due outbox rows, signs and POSTs them, records outcomes.
+
+Only this module sends HTTP to subscribers. One shared ``aiohttp.ClientSession``
+(15 s timeout, no redirects); concurrency is bounded globally (rows in flight) and per
+endpoint (a semaphore per subscription, plus at most ``per_endpoint`` rows of one
+subscription per claim), so one slow receiver never delays the others. Outcomes are
+written in small batches by one flusher, so the database is not the bottleneck.
+
+Wake-ups: ``notify()`` (in-process, also called after any commit that enqueued), a
+``poll_interval`` poll, and on PostgreSQL ``LISTEN crosswatch_outbox``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random as random_module
+import socket
+import time
+from datetime import datetime, timedelta
+
+import aiohttp
+import psycopg
+from sqlalchemy.engine import make_url
+
+from app.clock import Clock, system_clock
+from app.db.engine import Database
+from app.settings import Settings
+from app.webhooks import outbox, repository
+from app.webhooks.models import FAILED, PENDING, SUCCEEDED
+from app.webhooks.outbox import Job, Outcome
+from app.webhooks.schedule import Random, parse_retry_after, retry_delay
+from app.webhooks.signing import webhook_headers
+from app.webhooks.ssrf import Resolver, UnsafeUrl, check_url_async, system_resolver
+
+log = logging.getLogger(__name__)
+EXCERPT_BYTES = 2048
+USER_AGENT = "Crosswatch-Webhooks/0.1"
+
+
+def message_body(event_type: str, attempted_at: datetime, event_json: bytes) -> bytes:
+    """``{"type", "timestamp", "data": Event}``: the exact bytes that are signed and sent."""
+    head = json.dumps(event_type), json.dumps(attempted_at.isoformat())
+    return b'{"type":%s,"timestamp":%s,"data":%s}' % (
+        head[0].encode(),
+        head[1].encode(),
+        event_json,
+    )
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        http: aiohttp.ClientSession | None = None,
+        worker_id: str | None = None,
+        concurrency: int = 100,
+        per_endpoint: int = 10,
+        lease_seconds: float = 60,
+        timeout_seconds: float = 15,
+        poll_interval: float = 0.5,
+        batch_size: int = 500,
+        wake: asyncio.Event | None = None,
+        resolver: Resolver = system_resolver,
+        random: Random = random_module.random,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.concurrency = concurrency
+        self.per_endpoint = per_endpoint
+        self.lease = timedelta(seconds=lease_seconds)
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.resolver = resolver
+        self.random = random
+        self._http = http
+        self._owns_http = http is None
+        self._wake = wake or asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._global = asyncio.Semaphore(concurrency)
+        self._endpoints: dict[int, asyncio.Semaphore] = {}
+        self._in_flight: dict[asyncio.Task[Outcome], Job] = {}
+        self._results: list[Outcome] = []
+
+    async def __aenter__(self) -> DeliveryWorker:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    def notify(self) -> None:
+        """Wake the loop now (thread-safe): new rows were committed."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def close(self) -> None:
+        if self._http is not None and self._owns_http:
+            await self._http.close()
+            self._http = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0)
+            self._http = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self.timeout,
+                headers={"user-agent": USER_AGENT},
+            )
+        return self._http
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows, deliver them all, record them; returns the count."""
+        self._loop = asyncio.get_running_loop()
+        jobs = await asyncio.to_thread(self._claim, self.batch_size, frozenset())
+        if not jobs:
+            return 0
+        outcomes = await asyncio.gather(*(self._attempt(job) for job in jobs))
+        await asyncio.to_thread(self._record, list(outcomes))
+        return len(outcomes)
+
+    async def run_forever(self, stop: asyncio.Event, *, grace_seconds: float = 5.0) -> None:
+        """Deliver until ``stop`` is set; then wait up to ``grace_seconds`` for sends."""
+        self._loop = asyncio.get_running_loop()
+        unregister = repository.register_waker(self.notify)
+        listener = None
+        if self.db.engine.dialect.name == "postgresql":
+            listener = asyncio.create_task(self._listen())
+        flusher = asyncio.create_task(self._flush_forever())
+        try:
+            await self._loop_until(stop)
+        finally:
+            unregister()
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight), timeout=grace_seconds)
+            unsent = [job.delivery_id for task, job in self._in_flight.items() if not task.done()]
+            for task in list(self._in_flight):
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            flusher.cancel()
+            if listener is not None:
+                listener.cancel()
+            await asyncio.gather(flusher, *(t for t in [listener] if t), return_exceptions=True)
+            self._collect()
+            await asyncio.to_thread(self._record, self._take_results())
+            if unsent:
+                await asyncio.to_thread(self._release, unsent)
+            await self.close()
+
+    async def _loop_until(self, stop: asyncio.Event) -> None:
+        low_water = max(1, self.concurrency // 4)
+        while not stop.is_set():
+            self._collect()
+            free = self.concurrency - len(self._in_flight)
+            claimed_all = False
+            if free >= low_water or not self._in_flight:
+                self._wake.clear()
+                saturated = self._saturated()
+                try:
+                    jobs = await asyncio.to_thread(self._claim, free, saturated)
+                except Exception:
+                    log.exception("claiming deliveries failed; retrying")
+                    jobs = []
+                for job in jobs:
+                    self._in_flight[asyncio.create_task(self._attempt(job))] = job
+                claimed_all = len(jobs) == free
+            waiters: list[asyncio.Task[object]] = [
+                asyncio.create_task(self._wake.wait()),
+                asyncio.create_task(stop.wait()),
+            ]
+            if claimed_all or free < low_water:
+                waiters.extend(self._in_flight)
+            await asyncio.wait(
+                waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters[:2]:
+                waiter.cancel()
+
+    def _saturated(self) -> frozenset[int]:
+        counts: dict[int, int] = {}
+        for job in self._in_flight.values():
+            counts[job.subscription_id] = counts.get(job.subscription_id, 0) + 1
+        return frozenset(sid for sid, n in counts.items() if n >= self.per_endpoint)
+
+    def _collect(self) -> None:
+        for task in [t for t in self._in_flight if t.done()]:
+            del self._in_flight[task]
+            if not task.cancelled() and task.exception() is None:
+                self._results.append(task.result())
+            elif not task.cancelled():
+                log.error("delivery task failed", exc_info=task.exception())
+
+    def _take_results(self) -> list[Outcome]:
+        results, self._results = self._results, []
+        return results
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            self._collect()
+            batch = self._take_results()
+            if batch:
+                try:
+                    await asyncio.to_thread(self._record, batch)
+                except Exception:
+                    # Leases keep the rows; they are retried after the lease ends.
+                    log.exception("recording %d outcomes failed", len(batch))
+
+    async def _listen(self) -> None:
+        url = make_url(self.db.url).set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True
+                ) as connection:
+                    await connection.execute(f"LISTEN {repository.NOTIFY_CHANNEL}")
+                    async for _note in connection.notifies():
+                        self._wake.set()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("LISTEN connection lost (%s); polling meanwhile", exc)
+                await asyncio.sleep(1)
+
+    def _claim(self, limit: int, exclude: frozenset[int]) -> list[Job]:
+        with self.db.transaction() as session:
+            return outbox.claim(
+                session,
+                worker_id=self.worker_id,
+                now=self.clock(),
+                lease=self.lease,
+                limit=limit,
+                per_subscription=self.per_endpoint,
+                exclude=exclude,
+            )
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if outcomes:
+            with self.db.transaction() as session:
+                outbox.record(session, outcomes, worker_id=self.worker_id)
+
+    def _release(self, delivery_ids: list[int]) -> None:
+        with self.db.transaction() as session:
+            outbox.release(session, delivery_ids, self.worker_id)
+
+    async def _attempt(self, job: Job) -> Outcome:
+        endpoint = self._endpoints.setdefault(
+            job.subscription_id, asyncio.Semaphore(self.per_endpoint)
+        )
+        async with endpoint, self._global:
+            attempted_at = self.clock()
+            started = time.perf_counter()
+            code, excerpt, error, retry_after = await self._send(job, attempted_at)
+            latency_ms = (time.perf_counter() - started) * 1000
+        return self._decide(job, attempted_at, code, excerpt, error, retry_after, latency_ms)
+
+    async def _send(
+        self, job: Job, attempted_at: datetime
+    ) -> tuple[int | None, str | None, str | None, float | None]:
+        body = message_body(job.event_type, attempted_at, job.event_json)
+        headers = webhook_headers(list(job.keys), job.msg_id, int(attempted_at.timestamp()), body)
+        try:
+            await check_url_async(
+                job.url,
+                resolver=self.resolver,
+                allow_private=self.settings.webhook_allow_private,
+            )
+            async with self._client().post(
+                job.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                raw = await _read_excerpt(response)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), attempted_at)
+                return response.status, raw.decode("utf-8", "ignore"), None, retry_after
+        except UnsafeUrl as exc:
+            return None, exc.detail, "UnsafeUrl", None
+        except TimeoutError:
+            return None, "no answer within the timeout", "Timeout", None
+        except aiohttp.ClientError as exc:
+            return None, str(exc)[:EXCERPT_BYTES], type(exc).__name__, None
+
+    def _decide(
+        self,
+        job: Job,
+        attempted_at: datetime,
+        code: int | None,
+        excerpt: str | None,
+        error: str | None,
+        retry_after: float | None,
+        latency_ms: float,
+    ) -> Outcome:
+        status, next_at, gone = PENDING, None, code == 410
+        if code is not None and 200 <= code < 300:
+            status = SUCCEEDED
+        elif gone:
+            status = FAILED
+        else:
+            delay = retry_delay(job.attempt_count + 1, random=self.random, retry_after=retry_after)
+            if delay is None:
+                status = FAILED
+            else:
+                next_at = attempted_at + timedelta(seconds=delay)
+        return Outcome(
+            job=job,
+            attempted_at=attempted_at,
+            status_code=code,
+            latency_ms=latency_ms,
+            error_class=error,
+            excerpt=excerpt,
+            status=status,
+            next_attempt_at=next_at,
+            gone=gone,
+        )
+
+
+async def _read_excerpt(response: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < EXCERPT_BYTES:
+        chunk = await response.content.read(EXCERPT_BYTES - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

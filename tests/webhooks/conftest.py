@@ -1,0 +1,204 @@
+"""A real local receiver (aiohttp server on 127.0.0.1, in its own thread), a movable
+clock near the real time (so the reference library's 5-minute timestamp check holds),
+and helpers that store subscriptions and events through the real services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from standardwebhooks import Webhook
+
+from app.auth.service import Identity
+from app.db.engine import Database
+from app.settings import Settings, load_settings
+from app.signals.models import Event, event_id
+from app.webhooks import service
+from app.webhooks.models import Subscription
+from app.webhooks.schemas import SubscriptionIn
+from app.webhooks.ssrf import system_resolver
+
+OWNER = Identity(key_id=None, name="admin-token", admin=True)
+
+
+class MovableClock:
+    """Starts at the real time; ``advance`` moves it forward."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """Programmable answers per path: a list of statuses (the last one repeats),
+    optional extra headers, or ``hang`` (never answers until the test ends)."""
+
+    base_url: str = ""
+    received: list[Received] = field(default_factory=list)
+    statuses: dict[str, list[int]] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    hanging: set[str] = field(default_factory=set)
+    delay: float = 0.0
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not predicate(self.received):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+        return True
+
+    def at(self, path: str) -> list[Received]:
+        return [r for r in self.received if r.path == path]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        with self.changed:
+            self.received.append(Received(request.path, dict(request.headers), body))
+            self.changed.notify_all()
+        if request.path in self.hanging:
+            await asyncio.sleep(3600)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        statuses = self.statuses.get(request.path, [200])
+        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        return web.Response(
+            status=status, text=f"answer {status}", headers=self.headers.get(request.path)
+        )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    runner_box: list[web.AppRunner] = []
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_route("POST", "/{tail:.*}", state.handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        state.base_url = f"http://127.0.0.1:{port}"
+        runner_box.append(runner)
+        ready.set()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield state
+
+    async def shutdown() -> None:
+        await runner_box[0].cleanup()
+        # Cancel what is left (a hanging handler) so nothing is destroyed while pending.
+        leftover = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in leftover:
+            task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
+
+    future = asyncio.run_coroutine_threadsafe(shutdown(), loop)
+    with contextlib.suppress(Exception):
+        future.result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    if not thread.is_alive():
+        loop.close()
+
+
+@pytest.fixture
+def local_settings(database_url: str) -> Settings:
+    return load_settings(
+        database_url=database_url, seed=False, webhook_allow_private=True, _env_file=None
+    )
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+def subscribe(
+    db: Database, url: str, *, now: datetime, owner: Identity = OWNER, **fields: Any
+) -> tuple[int, str]:
+    """Store a subscription (private URLs allowed); returns its id and secret."""
+    policy = service.UrlPolicy(resolver=system_resolver, allow_private=True)
+    with db.transaction() as session:
+        row, secret = service.create_subscription(
+            session, owner, SubscriptionIn(url=url, **fields), now=now, urls=policy
+        )
+        return row.id, secret
+
+
+def make_event(
+    symbol: str = "^RUT",
+    event_type: str = "golden_cross",
+    session: date = date(2026, 8, 21),
+    *,
+    rule: str = "sma:50:200",
+    live: bool = True,
+    now: datetime,
+) -> Event:
+    return Event(
+        id=event_id(symbol, rule, event_type, session),
+        type=event_type,
+        symbol=symbol,
+        session=session,
+        rule=rule,
+        live=live,
+        data={"close": 2200.5, "fast": 50, "slow": 200},
+        created_at=now,
+    )
+
+
+def store_and_enqueue(db: Database, events: list[Event], now: datetime) -> int:
+    with db.transaction() as session:
+        session.add_all(events)
+        session.flush()
+        return service.enqueue_for_events(session, events, now=now)
+
+
+def verify(secret: str, received: Received) -> Any:
+    """Verify with the reference implementation; returns the parsed body."""
+    return Webhook(secret).verify(received.body, received.headers)
+
+
+def subscription(db: Database, subscription_id: int) -> Subscription:
+    with db.transaction(write=False) as session:
+        found = session.get(Subscription, subscription_id)
+        assert found is not None
+        return found
