@@ -1,15 +1,19 @@
-"""Health endpoints (and, later, the status page)."""
+"""Health endpoints, the status page, its JSON, and the Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel
 
 from app.api.deps import ServicesDep
 from app.api.problems import problem
+from app.signals.service import SignalBook
+from app.status import metrics, page, service
 from app.status.health import readiness_problem
+from app.status.schemas import StatusReport
 
 router = APIRouter(tags=["health"])
 
@@ -34,3 +38,50 @@ async def readyz(services: ServicesDep) -> Health | JSONResponse:
     if reason is not None:
         return problem(503, reason, title="Not ready")
     return Health(status="ready")
+
+
+async def _gather(request: Request, services: ServicesDep) -> service.Gathered:
+    book: SignalBook = request.app.state.signal_book
+    return await run_in_threadpool(
+        service.gather, services.db, book, services.settings, services.clock()
+    )
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    return RedirectResponse("/status", status_code=307)
+
+
+@router.get(
+    "/status",
+    response_class=HTMLResponse,
+    tags=["status"],
+    summary="Status page for people: components, symbols with charts, events, deliveries",
+)
+async def status_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    gathered = await _gather(request, services)
+    return HTMLResponse(page.render(gathered), headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/v1/status",
+    response_model=StatusReport,
+    tags=["status"],
+    summary="The status page's facts as JSON",
+)
+async def status_json(request: Request, services: ServicesDep) -> StatusReport:
+    return (await _gather(request, services)).report
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    tags=["status"],
+    summary="Prometheus metrics (text exposition format)",
+)
+async def prometheus(request: Request) -> Response:
+    registry = metrics.metrics_for(request.app).registry
+    # Text format by default; OpenMetrics when the scraper asks for it.
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    body = await run_in_threadpool(encode, registry)
+    return Response(body, headers={"Content-Type": content_type})

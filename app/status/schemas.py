@@ -1,0 +1,110 @@
+"""The status facts (DESIGN §6): one model serves ``/v1/status`` and renders ``/status``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+State = Literal["operational", "degraded", "down", "unknown"]
+
+
+class Component(BaseModel):
+    """One moving part and how it is doing, with the reason in words."""
+
+    name: str
+    kind: Literal["store", "scheduler", "provider", "delivery_worker"]
+    state: State
+    reason: str
+    details: dict[str, str | int | float | None] = Field(default_factory=dict)
+
+
+class CrossMarker(BaseModel):
+    type: Literal["golden_cross", "death_cross"]
+    session: date
+    close: float
+
+
+class SymbolCard(BaseModel):
+    """Where one symbol stands and how fresh its data is."""
+
+    symbol: str
+    session: date = Field(description="Newest stored session")
+    expected_session: date = Field(description="Newest closed XNYS session")
+    stale: bool
+    sessions_behind: int
+    close: float
+    regime: Literal["golden", "death"] | None
+    gap_pct: float | None
+    fast_value: float | None
+    slow_value: float | None
+    last_cross: CrossMarker | None
+    sessions_since_cross: int | None
+    trigger_close: float | None
+    flat_sessions_to_cross: int | None
+    drawdown_pct: float | None
+    source: str | None
+    instrument: str | None
+    crosses_in_chart: list[CrossMarker] = Field(
+        description="Crosses within the charted window (about two years)"
+    )
+    chart_sessions: int
+
+
+class RecentEvent(BaseModel):
+    id: str
+    type: str
+    symbol: str
+    session: date
+    live: bool
+    created_at: datetime
+
+
+class Endpoint(BaseModel):
+    """A webhook subscription in trouble. URLs stay private: the page is public."""
+
+    subscription_id: int
+    since: datetime | None
+    reason: str | None
+
+
+class DeliveryHealth(BaseModel):
+    attempts_24h: int
+    succeeded_24h: int
+    success_rate_24h: float | None = Field(description="Share of attempts answered 2xx, 0..1")
+    backlog: int = Field(description="Pending deliveries")
+    due: int = Field(description="Pending deliveries whose next attempt time has passed")
+    oldest_due_age_seconds: float | None
+    subscriptions: int
+    failing: list[Endpoint]
+    disabled: list[Endpoint]
+
+
+class PollRunOut(BaseModel):
+    id: int
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    added: int
+    revised: int
+    rejected: int
+    errors: list[str]
+
+
+class Overall(BaseModel):
+    state: State
+    summary: str
+
+
+class StatusReport(BaseModel):
+    generated_at: datetime
+    overall: Overall
+    components: list[Component]
+    symbols: list[SymbolCard]
+    events: list[RecentEvent]
+    deliveries: DeliveryHealth | None = Field(description="Null until the webhook tables exist")
+    polls: list[PollRunOut]
+    next_poll_at: datetime | None
