@@ -66,8 +66,14 @@ def migrate() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="Do not run the poll scheduler here.")
+    ] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not run the webhook delivery worker here.")
+    ] = False,
 ) -> None:
-    """Migrate, seed an empty store with the bundled history, and serve the API."""
+    """Migrate, seed an empty store, and serve the API, status page, scheduler and worker."""
     import uvicorn
 
     from app.api.app import create_app
@@ -78,10 +84,12 @@ def serve(
         if settings.seed:
             for report in ingest.seed(db, settings.symbols, clock=system_clock):
                 typer.echo(f"seeded {report.symbol}: {report.rows} sessions", err=True)
-        app = create_app(settings, db=db)
+        app = create_app(settings, db=db, scheduler=not no_scheduler, worker=not no_worker)
         # One process, one event loop: the app object (not an import string) cannot be
         # forked into several uvicorn workers, so nothing in it ever runs twice.
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+        uvicorn.run(
+            app, host=host, port=port, log_level=settings.log_level.lower(), log_config=None
+        )
 
 
 @cli.command("import")
@@ -149,10 +157,13 @@ def poll(
     """Poll now through the configured providers; exit 1 if any symbol failed."""
     import asyncio
 
+    from app.jobs.outbox import custom_rules
     from app.jobs.runtime import poller
 
     async def run(settings: Settings, db: Database) -> int:
-        async with poller(db, settings, clock=system_clock, enqueue=_enqueue()) as target:
+        async with poller(
+            db, settings, clock=system_clock, enqueue=_enqueue(), rules=custom_rules
+        ) as target:
             report = await target.poll(
                 [market.normalise_symbol(s) for s in symbols or []], trigger="manual"
             )
@@ -177,13 +188,16 @@ def poll(
 @cli.command()
 def scheduler() -> None:
     """Run only the poll scheduler (leads alone; a second one waits to take over)."""
+    from app.jobs.outbox import custom_rules
     from app.jobs.runtime import run_scheduler
     from app.logs import configure
 
     with _store() as (settings, db):
         configure(settings)
         _run_until_signal(
-            lambda stop: run_scheduler(db, settings, stop, clock=system_clock, enqueue=_enqueue())
+            lambda stop: run_scheduler(
+                db, settings, stop, clock=system_clock, enqueue=_enqueue(), rules=custom_rules
+            )
         )
 
 
@@ -211,6 +225,8 @@ def replay(
         for event in events:
             typer.echo(f"{event.session} {event.type} {event.symbol} {event.id}")
 
+    from app.jobs.outbox import custom_rules
+
     with _store() as (_settings, db):
         name = market.normalise_symbol(symbol)
         bars = market.read_csv_file(file)
@@ -224,15 +240,47 @@ def replay(
                 interval=interval,
                 clock=system_clock,
                 enqueue=_enqueue(),
+                rules=custom_rules,
                 on_session=show,
             )
         )
     typer.echo(f"replayed {name}: {len(live)} live events")
 
 
-def _enqueue() -> Callable[..., object] | None:
-    """The outbox writer, when the webhooks layer is installed."""
-    return None
+def _enqueue() -> Callable[..., object]:
+    """The outbox writer: new live events get their delivery rows in the same transaction."""
+    from app.jobs.outbox import enqueuer
+
+    return enqueuer(system_clock)
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Deliveries in flight at once.", min=1)] = 100,
+) -> None:
+    """Run only the webhook delivery worker (several may share one PostgreSQL store)."""
+    from app.logs import configure
+    from app.webhooks.cli import run_worker
+
+    with _store() as (settings, _db):
+        configure(settings)
+        run_worker(settings, concurrency=concurrency)
+
+
+keys = typer.Typer(help="API keys.", no_args_is_help=True)
+cli.add_typer(keys, name="keys")
+
+
+@keys.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    admin: Annotated[bool, typer.Option("--admin", help="May manage every subscription.")] = False,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from app.auth.service import keys_create as create
+
+    with _store() as (settings, _db):
+        typer.echo(create(settings, name.strip() or "unnamed", admin))
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:

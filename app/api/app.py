@@ -1,9 +1,19 @@
-"""The FastAPI application factory."""
+"""The FastAPI application factory, and the background roles it may host.
+
+``crosswatch serve`` runs one process: the API plus (unless told not to) the poll
+scheduler and the delivery worker as tasks of the same event loop, started in the
+lifespan. The app object is handed to uvicorn directly, so it cannot be forked into
+several web workers: the scheduler never runs once per web worker.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,12 +24,17 @@ from app.db.engine import Database
 from app.settings import Settings, get_settings
 from app.signals import router as signals_router
 from app.signals.service import SignalBook
+from app.status import metrics as status_metrics
 from app.status import router as status_router
+from app.webhooks import router as webhooks_router
+
+log = logging.getLogger("crosswatch.app")
 
 DESCRIPTION = """Golden-cross technical alerts: moving-average crosses, trigger closes,
 drawdowns and turns of the Russell 2000, S&P 500, Nasdaq and any symbol you track.
 Symbols in paths are URL-encoded: `^RUT` is `%5ERUT`. Errors are RFC 9457
-`application/problem+json`."""
+`application/problem+json`. Reads are public; writes and everything under
+`/v1/webhooks` need `Authorization: Bearer <api key>`."""
 
 
 def create_app(
@@ -27,29 +42,84 @@ def create_app(
     *,
     db: Database | None = None,
     clock: Clock = system_clock,
+    scheduler: bool = False,
+    worker: bool = False,
 ) -> FastAPI:
-    """Build the app. The store is opened in the lifespan, never at import."""
+    """Build the app. The store (and any background role) starts in the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or get_settings()
         owned = db is None
         database = db or Database(resolved.database_url)
-        app.state.services = Services(settings=resolved, db=database, clock=clock)
-        app.state.signal_book = SignalBook()
+        book = SignalBook()
+        services = Services(settings=resolved, db=database, clock=clock)
+        app.state.services = services
+        app.state.signal_book = book
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(role, name=name)
+            for name, role in _roles(services, book, stop, scheduler=scheduler, worker=worker)
+        ]
         try:
             yield
         finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=10)
             if owned:
                 database.dispose()
 
-    app = FastAPI(
-        title="Crosswatch",
-        version="0.1.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
+    app = FastAPI(title="Crosswatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     problems.install(app)
+    status_metrics.install(app)
     app.include_router(status_router.router)
     app.include_router(signals_router.router)
+    app.include_router(webhooks_router.router)
     return app
+
+
+def _roles(
+    services: Services, book: SignalBook, stop: asyncio.Event, *, scheduler: bool, worker: bool
+) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+    from app.jobs.outbox import custom_rules, enqueuer
+    from app.jobs.runtime import run_scheduler
+    from app.webhooks.worker import DeliveryWorker
+
+    roles: list[tuple[str, Coroutine[Any, Any, None]]] = []
+    delivery = (
+        DeliveryWorker(services.db, services.settings, clock=services.clock) if worker else None
+    )
+    services.delivery = delivery
+
+    def committed(_report: object) -> None:
+        book.invalidate()
+        if delivery is not None:
+            delivery.notify()
+
+    if scheduler:
+        roles.append(
+            (
+                "scheduler",
+                run_scheduler(
+                    services.db,
+                    services.settings,
+                    stop,
+                    clock=services.clock,
+                    enqueue=enqueuer(services.clock),
+                    rules=custom_rules,
+                    on_committed=committed,
+                ),
+            )
+        )
+    if delivery is not None:
+        roles.append(("delivery-worker", _deliver(delivery, stop)))
+    return roles
+
+
+async def _deliver(delivery: Any, stop: asyncio.Event) -> None:
+    try:
+        await delivery.run_forever(stop)
+    finally:
+        await delivery.close()

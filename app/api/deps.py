@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -21,6 +21,8 @@ class Services:
     settings: Settings
     db: Database
     clock: Clock = field(default=system_clock)
+    # The in-process delivery worker, when this process runs one (woken on new rows).
+    delivery: Any = None
 
 
 def get_services(request: Request) -> Services:

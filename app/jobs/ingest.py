@@ -18,6 +18,7 @@ from app.market import service as market
 from app.market.bars import Bar
 from app.market.csvfile import CsvFormatError
 from app.signals import events as signal_events
+from app.signals.analysis import Rule
 from app.signals.models import Event
 
 log = logging.getLogger("crosswatch.ingest")
@@ -45,6 +46,7 @@ def store_and_detect(
     instrument: str | None = None,
     clock: Clock,
     enqueue: Enqueue | None = None,
+    rules: Sequence[Rule] = (),
 ) -> tuple[market.ImportReport, list[Event]]:
     """Upsert ``bars`` and record the events they imply, in the caller's transaction."""
     previous_last = repository.last_sessions(session, [symbol]).get(symbol)
@@ -60,6 +62,7 @@ def store_and_detect(
             previous_last=previous_last,
             recheck_from=revised_from,
             now=clock(),
+            rules=rules,
         )
         if enqueue is not None and events:
             enqueue(session, events)
@@ -76,7 +79,9 @@ async def replay(
     interval: float,
     clock: Clock,
     enqueue: Enqueue | None = None,
+    rules: Callable[[Session], Sequence[Rule]] | None = None,
     on_session: Callable[[Bar, list[Event]], None] | None = None,
+    on_committed: Callable[[], None] | None = None,
 ) -> list[Event]:
     """Load the history before ``start``, then feed one session per ``interval`` seconds
     as if live: each session is its own transaction, exactly like a poll's."""
@@ -93,8 +98,16 @@ async def replay(
             await asyncio.sleep(interval)
         with db.transaction() as session:
             _, events = store_and_detect(
-                session, symbol, [bar], source="replay", clock=clock, enqueue=enqueue
+                session,
+                symbol,
+                [bar],
+                source="replay",
+                clock=clock,
+                enqueue=enqueue,
+                rules=rules(session) if rules is not None else (),
             )
+        if on_committed is not None:
+            on_committed()
         live.extend(event for event in events if event.live)
         if on_session is not None:
             on_session(bar, events)

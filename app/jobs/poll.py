@@ -26,6 +26,7 @@ from app.market.validation import BadData, validate_bars
 from app.settings import Settings
 from app.signals import events as signal_events
 from app.signals import service as signal_service
+from app.signals.analysis import Rule
 from app.signals.models import Event
 
 log = logging.getLogger("crosswatch.poll")
@@ -56,7 +57,8 @@ class Poller:
         chain: ProviderChain,
         *,
         clock: Clock,
-        enqueue: Callable[..., object] | None = None,
+        enqueue: Callable[[Session, Sequence[Event]], object] | None = None,
+        rules: Callable[[Session], Sequence[Rule]] | None = None,
         on_committed: Callable[[PollReport], None] | None = None,
     ) -> None:
         self.db = db
@@ -64,6 +66,7 @@ class Poller:
         self.chain = chain
         self.clock = clock
         self.enqueue = enqueue
+        self.rules = rules
         self.on_committed = on_committed
 
     async def poll(self, symbols: Sequence[str] | None = None, *, trigger: str) -> PollReport:
@@ -182,6 +185,7 @@ class Poller:
                         previous_last=previous_last,
                         recheck_from=_first_changed(bars, previous_last, counts.revised > 0),
                         now=now,
+                        rules=self.rules(session) if self.rules is not None else (),
                     )
                     if self.enqueue is not None and new_events:
                         self.enqueue(session, new_events)

@@ -33,6 +33,7 @@ async def poller(
     clock: Clock,
     transport: httpx.AsyncBaseTransport | None = None,
     enqueue: Callable[..., Any] | None = None,
+    rules: Callable[..., Any] | None = None,
     on_committed: Callable[[PollReport], None] | None = None,
 ) -> AsyncIterator[Poller]:
     """A :class:`Poller` with one shared provider HTTP client, closed on exit."""
@@ -48,6 +49,7 @@ async def poller(
             build_chain(settings, client),
             clock=clock,
             enqueue=enqueue,
+            rules=rules,
             on_committed=on_committed,
         )
 
@@ -73,6 +75,7 @@ async def run_scheduler(
     *,
     clock: Clock,
     enqueue: Callable[..., Any] | None = None,
+    rules: Callable[..., Any] | None = None,
     on_committed: Callable[[PollReport], None] | None = None,
     started: Callable[[PollScheduler], None] | None = None,
 ) -> None:
@@ -82,7 +85,7 @@ async def run_scheduler(
         return
     try:
         async with poller(
-            db, settings, clock=clock, enqueue=enqueue, on_committed=on_committed
+            db, settings, clock=clock, enqueue=enqueue, rules=rules, on_committed=on_committed
         ) as target:
             scheduler = PollScheduler(SerialPolls(target), settings.poll_time)
             if started is not None:

@@ -28,11 +28,23 @@ def _utc(moment: datetime) -> pd.Timestamp:
     return pd.Timestamp(moment).tz_convert("UTC")
 
 
-def is_session(day: date) -> bool:
+@lru_cache(maxsize=1)
+def _all_sessions() -> tuple[date, date, frozenset[date]]:
     cal = _calendar()
-    if pd.Timestamp(day) < cal.first_session:
+    sessions = frozenset(label.date() for label in cal.sessions)
+    return cal.first_session.date(), cal.last_session.date(), sessions
+
+
+def is_session(day: date) -> bool:
+    """Whether ``day`` is an XNYS session.
+
+    Outside the calendar's range (before 1990, or past the year ahead it knows) a
+    weekday counts as a session: old history predates the holiday tables.
+    """
+    first, last, sessions = _all_sessions()
+    if day < first or day > last:
         return day.weekday() < 5
-    return bool(cal.is_session(pd.Timestamp(day)))
+    return day in sessions
 
 
 def session_close(day: date) -> datetime:

@@ -19,7 +19,7 @@ from app.market.providers import RetryPolicy, build_chain
 from app.market.service import read_csv_file
 from app.settings import Settings
 from app.signals.models import Event
-from tests.conftest import data_file
+from tests.conftest import data_file, run_cli
 from tests.support.yahoo import LiveBar, YahooFake, at_new_york
 
 FILES = {"^RUT": "rut_daily.csv", "^GSPC": "gspc_daily.csv", "^IXIC": "ixic_daily.csv"}
@@ -187,3 +187,25 @@ def test_bad_rows_are_rejected_with_reasons_and_good_rows_stored(
     assert outcome.added == 9
     assert [day for day, _ in outcome.rejected] == [tail[4].session]
     assert "bad tick" in outcome.rejected[0][1] or "jump" in outcome.rejected[0][1]
+
+
+def test_poll_command_against_a_local_yahoo_server(
+    database_url: str, real_series: dict[str, list[Bar]]
+) -> None:
+    fake = YahooFake(series={s: list(bars) for s, bars in real_series.items()})
+    with fake.serve() as base_url:
+        env = {"CROSSWATCH_YAHOO_BASE_URL": base_url, "CROSSWATCH_SYMBOLS": ",".join(FILES)}
+        first = run_cli("poll", database_url=database_url, env=env)
+        assert first.returncode == 0, first.stderr
+        for symbol, bars in real_series.items():
+            assert f"{symbol}: {len(bars)} added, 0 revised, 0 rejected" in first.stdout
+        for bars in fake.series.values():
+            bars.append(Bar(MONDAY, round(bars[-1].close * 0.999, 2)))
+        second = run_cli("poll", database_url=database_url, env=env)
+        assert second.returncode == 0, second.stderr
+        for symbol in FILES:
+            assert f"{symbol}: 1 added, 0 revised, 0 rejected" in second.stdout
+        fake.series.pop("^RUT")
+        third = run_cli("poll", "^RUT", database_url=database_url, env=env)
+    assert third.returncode == 1
+    assert "^RUT: failed: no provider could fetch ^RUT: yahoo (^RUT): " in third.stderr
