@@ -22,6 +22,7 @@ from app.api.deps import Services
 from app.clock import Clock, system_clock
 from app.db.engine import Database
 from app.settings import Settings, get_settings
+from app.market import router as market_router
 from app.signals import router as signals_router
 from app.signals.service import SignalBook
 from app.status import metrics as status_metrics
@@ -76,6 +77,7 @@ def create_app(
     status_metrics.install(app)
     app.include_router(status_router.router)
     app.include_router(signals_router.router)
+    app.include_router(market_router.router)
     app.include_router(webhooks_router.router)
     return app
 

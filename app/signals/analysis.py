@@ -95,6 +95,13 @@ class Analysis:
 def analyse(
     panel: ClosePanel, rule: Rule = DEFAULT_RULE, turns: TurnRule = DEFAULT_TURNS
 ) -> Analysis:
+    if panel.closes.shape[1] == 0:
+        # No symbol has a bar yet: one all-NaN session keeps every array well-formed.
+        panel = ClosePanel(
+            panel.symbols,
+            np.full((len(panel.symbols), 1), np.nan),
+            np.full((len(panel.symbols), 1), np.datetime64("NaT"), dtype="datetime64[D]"),
+        )
     closes = panel.closes
     signals = kernel.detect(closes, rule.fast, rule.slow, rule.kind)
     return Analysis(
