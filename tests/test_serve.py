@@ -23,6 +23,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _finished_polls(port: int) -> list[dict[str, object]]:
+    status = httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=30).json()
+    return [run for run in status.get("polls", []) if run.get("finished_at")]
+
+
 def test_serve_seeds_an_empty_store_and_becomes_ready(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fresh.db"
     port = _free_port()
@@ -54,6 +59,13 @@ def test_serve_seeds_an_empty_store_and_becomes_ready(tmp_path: Path) -> None:
         signals = httpx.get(f"http://127.0.0.1:{port}/v1/signals", timeout=30).json()
         assert {s["symbol"] for s in signals["signals"]} == {"^RUT", "^GSPC", "^IXIC"}
         assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=30).status_code == 200
+        # One process, one scheduler: exactly one start-up poll (it fails: offline).
+        runs: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not runs:
+            runs = _finished_polls(port)
+            time.sleep(0.2)
+        assert len(runs) == 1
+        assert runs[0]["trigger"] == "startup"
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
