@@ -51,7 +51,7 @@ def test_constant_series_of_10000_sessions_is_all_ties() -> None:
 def test_window_sums_match_fsum_on_a_long_random_walk() -> None:
     rng = np.random.default_rng(7)
     closes = 1000.0 * np.exp(np.cumsum(rng.normal(0, 0.02, 10_000)))[None, :]
-    for window in (50, 200):
+    for window in (1, 7, 50, 64, 130, 200, 333):
         sums = window_sums(closes, window)[0]
         exact = [math.fsum(closes[0, t - window + 1 : t + 1]) for t in range(window - 1, 10_000)]
         relative = np.abs(sums[window - 1 :] / np.array(exact) - 1)
@@ -161,3 +161,80 @@ def test_daily_path_equals_full_recompute_on_real_series(kind: str) -> None:
     assert np.array_equal(state.last_cross, final.last_cross)
     assert np.array_equal(state.zigzag.extreme_index, final.zigzag.extreme_index)
     assert np.array_equal(state.zigzag.phase, final.zigzag.phase)
+
+
+@pytest.mark.parametrize("kind", ["sma", "ema"])
+@pytest.mark.parametrize(("fast", "slow"), [(50, 200), (20, 130), (5, 12)])
+def test_daily_path_equals_full_for_symbols_starting_after_the_state(
+    kind: str, fast: int, slow: int
+) -> None:
+    # Rows that get their first close after the state was built, and rows that reach
+    # their seed / first valid session during the daily steps.
+    rng = np.random.default_rng(17)
+    width = 3 * slow
+    matrix = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (6, width)), axis=1))
+    before = width - slow - 8
+    starts = [0, before + 3, before - fast + 4, before - slow + 5, before - slow - 2, 0]
+    for row, start in enumerate(starts):
+        matrix[row, :start] = np.nan
+    state = state_from_full(matrix[:, :before], fast, slow, kind=kind)  # type: ignore[arg-type]
+    for session in range(before, width):
+        tail = matrix[:, max(0, session - slow - 2) : session + 1]
+        if tail.shape[1] < slow:
+            continue
+        state, latest = advance(state, tail)
+        upto = matrix[:, : session + 1]
+        full = detect(upto, fast, slow, kind)  # type: ignore[arg-type]
+        assert np.array_equal(latest.fast_ma, full.fast_ma[:, -1], equal_nan=True)
+        assert np.array_equal(latest.slow_ma, full.slow_ma[:, -1], equal_nan=True)
+        assert np.array_equal(latest.regime, full.regime[:, -1])
+        assert np.array_equal(latest.cross, full.cross[:, -1])
+        assert np.array_equal(latest.flat_sessions_to_cross, flat_sessions_to_cross(upto, full))
+    assert np.array_equal(state.first, state_from_full(matrix, fast, slow).first)
+
+
+def test_row_chunks_give_the_same_signals_as_rows_alone() -> None:
+    # More rows than one chunk holds, with padding in some chunks only.
+    rng = np.random.default_rng(23)
+    matrix = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (40, 3_000)), axis=1))
+    matrix[7, :2_500] = np.nan
+    matrix[31, :100] = np.nan
+    together = detect(matrix)
+    peaks = drawdown(matrix)
+    for row in (0, 7, 19, 31, 39):
+        offset = int(np.argmax(~np.isnan(matrix[row])))
+        alone = detect(matrix[row : row + 1, offset:])
+        assert np.array_equal(together.fast_ma[row, offset:], alone.fast_ma[0], equal_nan=True)
+        assert np.array_equal(together.slow_ma[row, offset:], alone.slow_ma[0], equal_nan=True)
+        assert np.array_equal(together.cross[row, offset:], alone.cross[0])
+        assert (
+            peaks.peak_index[row] == offset + drawdown(matrix[row : row + 1, offset:]).peak_index[0]
+        )
+
+
+def test_interior_infinity_in_an_unpadded_row_is_rejected() -> None:
+    closes = np.full((3, 400), 10.0)
+    closes[1, 250] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        detect(closes)
+
+
+@pytest.mark.parametrize(("fast", "slow"), [(3, 8), (1, 3), (2, 3), (4, 12)])
+def test_flat_sessions_and_trigger_match_exact_oracle_on_tie_rich_series(
+    fast: int, slow: int
+) -> None:
+    # Integer cents in a narrow range: many exact ties and near-ties.
+    rng = np.random.default_rng(fast * 100 + slow)
+    for _ in range(150):
+        length = int(rng.integers(slow, 4 * slow))
+        closes = (rng.integers(995, 1006, length) / 100).tolist()
+        matrix = np.array([closes])
+        signals = detect(matrix, fast, slow)
+        reference = oracle.sma_crosses(closes, fast, slow)
+        assert signals.sign[0].tolist() == reference.signs
+        assert flat_sessions_to_cross(matrix, signals)[0] == reference.flat_sessions
+        trigger = trigger_close(matrix, signals)[0]
+        if reference.trigger is None:
+            assert math.isnan(trigger)
+        else:
+            assert math.isclose(trigger, float(reference.trigger), rel_tol=1e-9)

@@ -1,18 +1,17 @@
 """Moving averages over the (symbols, sessions) matrix.
 
-Window sums are computed with a *blocked* cumulative sum: the sessions are cut into
-blocks of exactly ``window`` sessions, aligned on the newest session, and the cumulative
-sum restarts in every block. A window then spans at most two blocks::
+Window sums are computed by a *sliding binary tree* (:class:`SlidingSums`): sums of
+``2**j`` consecutive closes double up, ``s_2m[t] = s_m[t] + s_m[t-m]``, and the set bits
+of the window are added together. Each window is summed on its own, with at most
+``log2(window)`` rounding steps on any close: no running total, so no drift on long
+histories (a global cumsum difference drifts with the running total and turns exact ties
+into false crosses), and better accuracy than a left-to-right sum. The tree depends only
+on the window's position relative to its last session, so a left-padded row gives exactly
+the same numbers as the same row run alone, and the daily path reproduces the newest
+session bit for bit with :func:`tree_sum` on the last closes.
 
-    sum(c[t-w+1..t]) = prefix[k, j] - prefix[k-1, j] + total[k-1]
-
-so every partial sum stays within ``2 * window`` closes and the rounding error is
-bounded by the window, not by the length of the history (a global cumsum difference
-drifts with the running total and turns exact ties into false crosses). On the last
-session of each block (including the newest session) the window *is* the block, so its
-sum is the plain left-to-right sum of the window; the daily path reproduces it bit for
-bit. Aligning blocks on the newest session also makes a left-padded row give exactly
-the same numbers as the same row run alone.
+Every pass is a contiguous vector operation over a row chunk that stays in cache (no
+sequential cumulative sum, no matrix-sized temporaries).
 """
 
 from __future__ import annotations
@@ -25,50 +24,157 @@ from app.signals.kernel._arrays import (
     as_closes,
     first_valid,
     warmup_to_nan,
-    zero_padded_rows,
 )
 
+CHUNK_ELEMENTS = 1 << 16
+"""Closes per row chunk: the full-matrix passes work on row chunks of about this many
+elements, so their temporaries are small reusable buffers that stay in cache instead of
+fresh matrix-sized allocations."""
 
-def _blocked_sums(values: FloatArray, window: int) -> FloatArray:
-    """Window sums of finite ``values`` (zeros before each row's start), unmasked."""
-    n_rows, n_sessions = values.shape
-    pad = (-n_sessions) % window
-    n_blocks = (n_sessions + pad) // window
-    head = window - pad
-    prefix = np.empty((n_rows, n_blocks * window))
-    prefix[:, :pad] = 0.0
-    np.cumsum(values[:, :head], axis=1, out=prefix[:, pad:window])
-    blocks = prefix.reshape(n_rows, n_blocks, window)
-    if n_blocks > 1:
-        np.cumsum(values[:, head:].reshape(n_rows, n_blocks - 1, window), axis=2, out=blocks[:, 1:])
-    if not np.isfinite(blocks[:, :, -1]).all():
-        raise ValueError("closes must be finite after each row's left padding")
-    sums = np.empty_like(prefix)
-    out = sums.reshape(n_rows, n_blocks, window)
-    out[:, 0] = blocks[:, 0]
-    np.subtract(blocks[:, 1:], blocks[:, :-1], out=out[:, 1:])
-    out[:, 1:] += blocks[:, :-1, -1:]
-    out[:, :, -1] = blocks[:, :, -1]
-    return sums[:, pad:]
+
+def chunk_rows(n_sessions: int) -> int:
+    """Rows per chunk for a matrix of ``n_sessions`` columns."""
+    return max(1, CHUNK_ELEMENTS // max(n_sessions, 1))
+
+
+class SlidingSums:
+    """Window sums of row chunks by a sliding binary tree, with buffers reused across chunks.
+
+    ``sums(values)`` takes a ``(rows <= max_rows, n_sessions)`` chunk of finite closes
+    (zeros before each row's start) and returns a view of its window sums, valid from
+    column ``window - 1`` on (earlier columns are NaN) until the next call.
+
+    Power-of-two sums double up, ``s_2m[t] = s_m[t] + s_m[t-m]``, one contiguous vector
+    pass each, and the set bits of ``window`` are added lowest first:
+    ``sum[t] = s_a[t] + s_b[t-a] + s_c[t-a-b] + ...``. Every window is summed on its own
+    (no running total, hence no drift), by the same tree wherever it lies, so a padded
+    row gives the numbers of the row alone and the daily path reproduces the newest
+    session with :func:`tree_sum`.
+    """
+
+    def __init__(self, max_rows: int, n_sessions: int, window: int) -> None:
+        self.window = window
+        self._result = np.empty((max_rows, n_sessions))
+        self._levels = (np.empty((max_rows, n_sessions)), np.empty((max_rows, n_sessions)))
+
+    def sums(self, values: FloatArray) -> FloatArray:
+        window = self.window
+        n_rows, n_sessions = values.shape
+        if not np.isfinite(np.add.reduce(values, axis=1)).all():
+            raise ValueError("closes must be finite after each row's left padding")
+        result = self._result[:n_rows]
+        result[:, : window - 1] = np.nan
+        if window > n_sessions:
+            return result
+        level = values
+        size = 1
+        covered = 0
+        spare = 0
+        while True:
+            if window & size:
+                if covered == 0:
+                    if level is values:
+                        np.copyto(result, values)
+                    # else: the level was computed straight into ``result``.
+                else:
+                    low = covered + size - 1
+                    result[:, low:] += level[:, low - covered : n_sessions - covered]
+                covered += size
+            if covered == window:
+                return result
+            # The next level: into ``result`` if it is the first set bit, else a spare.
+            doubled = 2 * size
+            if covered == 0 and window & doubled:
+                target = result
+            else:
+                target = self._levels[spare][:n_rows]
+                spare = 1 - spare
+            low = doubled - 1
+            if low < n_sessions:
+                np.add(
+                    level[:, low:], level[:, low - size : n_sessions - size], out=target[:, low:]
+                )
+            level = target
+            size = doubled
+
+
+def tree_sum(values: FloatArray) -> FloatArray:
+    """Sum over the first axis of ``values`` ``(window, ...)``, oldest first, by the tree
+    :class:`SlidingSums` uses for the window ending on the last element (bit for bit).
+
+    One vector operation per tree level over all trailing indices (contiguous when
+    ``values`` is a transposed tail of shape ``(window, symbols)``).
+    """
+    window = values.shape[0]
+    total: FloatArray | None = None
+    covered = 0
+    size = 1
+    while size <= window:
+        if window & size:
+            level = values[window - covered - size : window - covered]
+            while level.shape[0] > 1:
+                level = level[1::2] + level[0::2]
+            part = level[0]
+            total = part.copy() if total is None else total + part
+            covered += size
+        size *= 2
+    if total is None:
+        return np.zeros(values.shape[1:])
+    return total
+
+
+def newest_columns(tail: FloatArray, window: int) -> FloatArray:
+    """The last ``window`` closes of every row as a C-contiguous ``(window, symbols)``
+    array, oldest first: per-session vector operations over all symbols then run on
+    contiguous rows.
+    """
+    columns: FloatArray = np.ascontiguousarray(tail[:, tail.shape[1] - window :].T)
+    return columns
+
+
+class FiniteChunks:
+    """Row chunks of ``closes`` with the left padding replaced by zeros.
+
+    Chunks without padded rows are returned as views; the others are copied into one
+    reused buffer, after checking the padding contract on them (``ValueError`` on a NaN
+    after a row's first valid close).
+    """
+
+    def __init__(self, closes: FloatArray, first: IntArray, max_rows: int) -> None:
+        self.closes = closes
+        self.first = first
+        self._buffer = np.empty((max_rows, closes.shape[1]))
+        self._sessions = np.arange(closes.shape[1])
+
+    def chunk(self, begin: int, end: int) -> FloatArray:
+        block = self.closes[begin:end]
+        first = self.first[begin:end]
+        if not (first > 0).any():
+            return block
+        copy = self._buffer[: end - begin]
+        np.copyto(copy, block)
+        padding = self._sessions[None, :] < first[:, None]
+        if not np.array_equal(np.isnan(copy), padding):
+            raise ValueError("closes may contain NaN only as left padding")
+        copy[padding] = 0.0
+        return copy
 
 
 def raw_window_sums(closes: FloatArray, first: IntArray, window: int) -> FloatArray:
     """Window sums of every row, meaningful only from ``first + window - 1`` on.
 
-    Rows with left padding are summed from a zero-filled copy; when most rows are padded
-    the whole matrix is copied once instead.
+    Computed chunk by chunk of rows (left padding summed as zeros), into one new matrix.
     """
-    padded_rows, zeroed = zero_padded_rows(closes, first)
-    if padded_rows.size * 2 > closes.shape[0]:
-        full = closes.copy()
-        full[padded_rows] = zeroed
-        return _blocked_sums(full, window)
-    if padded_rows.size == 0:
-        return _blocked_sums(closes, window)
-    unpadded = np.flatnonzero(first == 0)
+    n_symbols, n_sessions = closes.shape
     sums = np.empty(closes.shape)
-    sums[unpadded] = _blocked_sums(closes[unpadded], window)
-    sums[padded_rows] = _blocked_sums(zeroed, window)
+    if n_sessions == 0:
+        return sums
+    rows = chunk_rows(n_sessions)
+    chunks = FiniteChunks(closes, first, rows)
+    sliding = SlidingSums(rows, n_sessions, window)
+    for begin in range(0, n_symbols, rows):
+        end = min(begin + rows, n_symbols)
+        np.copyto(sums[begin:end], sliding.sums(chunks.chunk(begin, end)))
     return sums
 
 

@@ -3,7 +3,7 @@
 A full run over the history builds a :class:`DailyState`; each new session then needs
 only the last ``slow`` closes of every symbol (:func:`advance`), so its cost does not
 grow with the history. It reproduces the full recompute on the newest session exactly:
-the window sums of the newest session are plain left-to-right block sums in both paths,
+the window sums of the newest session are the same summation trees in both paths,
 and the EMA, drawdown and zigzag recursions are the same operations.
 """
 
@@ -22,7 +22,7 @@ from app.signals.kernel._arrays import (
     check_windows,
     first_valid,
 )
-from app.signals.kernel.averages import ema_step
+from app.signals.kernel.averages import ema_step, newest_columns, tree_sum
 from app.signals.kernel.crosses import detect, last_window_sums, signs
 from app.signals.kernel.outlook import outlook
 from app.signals.kernel.turns import ZigzagState, drawdown, zigzag, zigzag_step
@@ -131,20 +131,20 @@ def state_from_full(
 
 
 def _averages(
-    state: DailyState, tail: FloatArray, first: IntArray, session: int
+    state: DailyState, columns: FloatArray, first: IntArray, session: int
 ) -> tuple[FloatArray, FloatArray]:
     """The newest fast and slow averages (NaN where undefined)."""
     history = session - first + 1
     if state.kind == "sma":
-        fast_sums, slow_sums = last_window_sums(tail, state.fast, state.slow)
+        fast_sums, slow_sums = last_window_sums(columns, state.fast, state.slow)
         return (
             np.where(history >= state.fast, fast_sums / state.fast, np.nan),
             np.where(history >= state.slow, slow_sums / state.slow, np.nan),
         )
-    close = tail[:, -1]
+    close = columns[-1]
     averages = []
     for window, previous in ((state.fast, state.fast_ema), (state.slow, state.slow_ema)):
-        seed = np.cumsum(tail[:, -window:], axis=1)[:, -1] / window
+        seed = tree_sum(columns[state.slow - window :]) / window
         step = ema_step(previous, close, 2.0 / (window + 1))
         averages.append(np.where(history == window, seed, step))
     return averages[0], averages[1]
@@ -164,13 +164,16 @@ def advance(state: DailyState, tail: FloatArray) -> tuple[DailyState, Latest]:
         raise ValueError(f"tail needs at least slow={state.slow} sessions, got {tail.shape[1]}")
     session = state.sessions
     close = tail[:, -1]
-    first = np.where((state.first >= session) & ~np.isnan(close), session, state.first)
-    fast_ma, slow_ma = _averages(state, tail, first, session)
+    # "No close yet" is ``first == sessions``: it moves on with every session.
+    not_started = state.first >= session
+    first = np.where(not_started, np.where(np.isnan(close), session + 1, session), state.first)
+    columns = newest_columns(tail, state.slow)
+    fast_ma, slow_ma = _averages(state, columns, first, session)
     sign = signs(fast_ma, slow_ma)
     regime = np.where(sign != 0, sign, state.regime).astype(np.int8)
     cross = np.where(sign * state.regime == -1, sign, 0).astype(np.int8)
     crossed = cross != 0
-    trigger, flat = outlook(tail, regime, fast_ma, slow_ma, state.fast, state.slow, state.kind)
+    trigger, flat = outlook(columns, regime, fast_ma, slow_ma, state.fast, state.slow, state.kind)
     peak = np.fmax(state.peak, close)
     peak_index = np.where(close > state.peak, session, state.peak_index)
     peak_index = np.where(np.isnan(state.peak) & ~np.isnan(close), session, peak_index)

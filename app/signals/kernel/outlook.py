@@ -17,6 +17,7 @@ from app.signals.kernel._arrays import (
     MAKind,
     as_closes,
 )
+from app.signals.kernel.averages import newest_columns
 from app.signals.kernel.crosses import Signals
 
 
@@ -27,10 +28,16 @@ def trigger_close_sma(tail: FloatArray, fast: int, slow: int) -> FloatArray:
     ``Ss`` are today's window sums. ``tail``: ``(symbols, >= slow)``. NaN where the
     window is incomplete or the solution is not positive.
     """
-    kept_fast = np.sum(tail[:, -fast + 1 :], axis=1) if fast > 1 else np.zeros(len(tail))
-    kept_slow = np.sum(tail[:, -slow + 1 :], axis=1)
+    return trigger_close_sma_columns(newest_columns(tail, slow), fast, slow)
+
+
+def trigger_close_sma_columns(columns: FloatArray, fast: int, slow: int) -> FloatArray:
+    """:func:`trigger_close_sma` on :func:`newest_columns` ``(slow, symbols)``."""
+    rows = columns.shape[0]
+    kept_fast = np.add.reduce(columns[rows - fast + 1 :], axis=0, initial=0.0)
+    kept_slow = np.add.reduce(columns[rows - slow + 1 :], axis=0, initial=0.0)
     trigger: FloatArray = (fast * kept_slow - slow * kept_fast) / (slow - fast)
-    trigger[~(trigger > 0) | np.isnan(tail[:, -slow])] = np.nan
+    trigger[~(trigger > 0) | np.isnan(columns[rows - slow])] = np.nan
     return trigger
 
 
@@ -50,17 +57,20 @@ def trigger_close_ema(
     return trigger
 
 
-def _first_flip(fast_path: FloatArray, slow_path: FloatArray, regime: Int8Array) -> IntArray:
-    """1-based index of the first step whose strict sign opposes ``regime``, else -1."""
-    ratio = np.divide(fast_path, slow_path, out=fast_path)
+def _first_flip(ratio: FloatArray, regime: Int8Array) -> IntArray:
+    """1-based index of the first step whose strict sign opposes ``regime``, else -1.
+
+    ``ratio``: ``(steps, symbols)`` fast/slow ratios along the future sessions (used as
+    scratch); ``regime``: ``(symbols,)``.
+    """
     # Multiplying by the regime (+-1, exact) turns both flips into one "below" test.
-    ratio *= regime[:, None]
+    ratio *= regime[None, :]
     threshold = np.where(
         regime > 0, 1.0 - TIE_TOLERANCE, np.where(regime < 0, -(1.0 + TIE_TOLERANCE), -np.inf)
     )
-    flipped = ratio < threshold[:, None]
-    found = flipped.any(axis=1)
-    steps: IntArray = np.where(found, np.argmax(flipped, axis=1) + 1, -1)
+    flipped = ratio < threshold[None, :]
+    found = flipped.any(axis=0)
+    steps: IntArray = np.where(found, np.argmax(flipped, axis=0) + 1, -1)
     return steps
 
 
@@ -70,22 +80,46 @@ def flat_sessions_sma(tail: FloatArray, regime: Int8Array, fast: int, slow: int)
     ``tail``: the last ``slow`` (or more) closes ``(symbols, >= slow)``; ``regime``:
     today's regime ``(symbols,)``. A cross means the sign strictly opposite to the
     regime (a tie does not count); looked for within ``slow`` sessions, after which both
-    averages equal today's close. Window ``w`` at ``t+k`` is the last ``w-k`` closes
-    plus ``k`` copies of today's, so one reversed cumulative sum serves all ``k``.
+    averages equal today's close.
+
+    With today's close ``x`` held, window ``w`` at ``t+k`` is ``w*x + e[w-k]`` where
+    ``e[j]`` sums the deviations ``c - x`` of the newest ``j`` closes, so one running
+    sum serves all ``k``. A golden regime flips when
+    ``(1 - 1e-9) * e[slow-k]/slow - e[fast-k]/fast > 1e-9 * x`` (``e[0] = 0``), a death
+    regime the same with ``-e`` and ``1 + 1e-9``: with deviations signed by the regime
+    it is one test, and for ``k >= fast`` a plain comparison of the running sum with a
+    per-symbol threshold. Laid out as ``(j, symbols)``: each step is one contiguous
+    vector operation over all symbols.
     """
-    last = tail[:, -1:]
-    newest_first = tail[:, : -slow - 1 : -1]
-    suffix = np.zeros((len(tail), slow + 1))
-    np.cumsum(newest_first, axis=1, out=suffix[:, 1:])
-    steps = np.arange(1, slow + 1, dtype=np.float64)
-    future = steps * last
-    slow_path = suffix[:, slow - 1 :: -1] + future
-    slow_path /= slow
-    fast_path = np.empty_like(slow_path)
-    np.add(suffix[:, fast - 1 :: -1], future[:, :fast], out=fast_path[:, :fast])
-    fast_path[:, fast:] = fast * last
-    fast_path /= fast
-    return _first_flip(fast_path, slow_path, regime)
+    return flat_sessions_sma_columns(newest_columns(tail, slow), regime, fast, slow)
+
+
+def flat_sessions_sma_columns(
+    columns: FloatArray, regime: Int8Array, fast: int, slow: int
+) -> IntArray:
+    """:func:`flat_sessions_sma` on :func:`newest_columns` ``(slow, symbols)``."""
+    last = columns[slow - 1]
+    direction = regime.astype(np.float64)
+    # running[i] = e[slow-1-i] times the regime: the signed deviations of closes i+1 ..
+    # slow-1 (oldest first), summed in place from the newest; e[slow-k] = running[k-1].
+    running = np.empty((slow - 1, columns.shape[1]))
+    np.subtract(columns[1:], last[None, :], out=running)
+    running *= direction[None, :]
+    for row in range(slow - 3, -1, -1):
+        np.add(running[row + 1], running[row], out=running[row])
+    band = 1.0 - direction * TIE_TOLERANCE
+    bound = TIE_TOLERANCE * last
+    # k <= fast: e[slow-k] = running[k-1] and, for k < fast, e[fast-k] = running[slow-fast+k-1].
+    near = running[:fast] * (band / slow)[None, :]
+    near[: fast - 1] -= running[slow - fast :] / fast
+    near_flip = near > bound[None, :]
+    steps: IntArray = np.where(near_flip.any(axis=0), np.argmax(near_flip, axis=0) + 1, -1)
+    # fast < k < slow: e[slow-k] = running[k-1] against a per-symbol threshold.
+    if slow - fast > 1:
+        far_flip = running[fast:] > (bound * slow / band)[None, :]
+        far = np.where(far_flip.any(axis=0), np.argmax(far_flip, axis=0) + fast + 1, -1)
+        steps = np.where(steps > 0, steps, far)
+    return steps
 
 
 def flat_sessions_ema(
@@ -98,12 +132,12 @@ def flat_sessions_ema(
 ) -> IntArray:
     """EMA counterpart of :func:`flat_sessions_sma`: ``E(k) = c + (1-a)**k * (E - c)``."""
     steps = np.arange(1, slow + 1)
-    last = last_close[:, None]
+    last = last_close[None, :]
     decay_fast = (1.0 - 2.0 / (fast + 1)) ** steps
     decay_slow = (1.0 - 2.0 / (slow + 1)) ** steps
-    fast_path = last + decay_fast * (fast_ema[:, None] - last)
-    slow_path = last + decay_slow * (slow_ema[:, None] - last)
-    return _first_flip(fast_path, slow_path, regime)
+    fast_path = last + decay_fast[:, None] * (fast_ema[None, :] - last)
+    slow_path = last + decay_slow[:, None] * (slow_ema[None, :] - last)
+    return _first_flip(np.divide(fast_path, slow_path, out=fast_path), regime)
 
 
 def outlook(
@@ -115,12 +149,18 @@ def outlook(
     slow: int,
     kind: MAKind,
 ) -> tuple[FloatArray, IntArray]:
-    """Trigger close and flat sessions to cross for the newest session of each row."""
+    """Trigger close and flat sessions to cross for the newest session of each row.
+
+    ``tail``: :func:`newest_columns` ``(slow, symbols)`` of the last closes.
+    """
     if kind == "sma":
-        return trigger_close_sma(tail, fast, slow), flat_sessions_sma(tail, regime, fast, slow)
+        return (
+            trigger_close_sma_columns(tail, fast, slow),
+            flat_sessions_sma_columns(tail, regime, fast, slow),
+        )
     return (
         trigger_close_ema(fast_ma, slow_ma, fast, slow),
-        flat_sessions_ema(tail[:, -1], fast_ma, slow_ma, regime, fast, slow),
+        flat_sessions_ema(tail[-1], fast_ma, slow_ma, regime, fast, slow),
     )
 
 

@@ -13,6 +13,7 @@ from app.signals.kernel._arrays import (
     as_closes,
     first_valid,
 )
+from app.signals.kernel.averages import chunk_rows
 
 PEAK = 1
 TROUGH = -1
@@ -35,16 +36,33 @@ class Drawdown:
 
 
 def drawdown(closes: FloatArray) -> Drawdown:
-    """Drawdown, running peak and the newest peak's session for every row."""
+    """Drawdown, running peak and the newest peak's session for every row.
+
+    Runs over row chunks: the running maximum is written straight into the returned
+    ``peak`` and the chunk is still in cache for the ratio and the peak search.
+    """
     closes = as_closes(closes)
-    peak = np.fmax.accumulate(closes, axis=1)
-    values: FloatArray = np.divide(closes, peak)
-    values -= 1.0
-    if closes.shape[1] == 0:
-        return Drawdown(values, peak, np.full(closes.shape[0], -1, dtype=np.int64))
-    newest_peak = peak[:, -1]
-    at_peak = closes == newest_peak[:, None]
-    index = np.where(np.isnan(newest_peak), -1, np.argmax(at_peak, axis=1)).astype(np.int64)
+    n_symbols, n_sessions = closes.shape
+    peak = np.empty(closes.shape)
+    values = np.empty(closes.shape)
+    index = np.full(n_symbols, -1, dtype=np.int64)
+    if n_sessions == 0:
+        return Drawdown(values, peak, index)
+    rows = chunk_rows(n_sessions)
+    at_peak = np.empty((rows, n_sessions), dtype=bool)
+    for begin in range(0, n_symbols, rows):
+        end = min(begin + rows, n_symbols)
+        block = closes[begin:end]
+        block_peak = np.fmax.accumulate(block, axis=1, out=peak[begin:end])
+        block_values = np.divide(block, block_peak, out=values[begin:end])
+        block_values -= 1.0
+        newest_peak = block_peak[:, -1]
+        # The earliest maximum: argmax, unless a NaN (padding) is where it points.
+        found = np.argmax(block, axis=1)
+        if not np.array_equal(block[np.arange(end - begin), found], newest_peak):
+            matches = np.equal(block, newest_peak[:, None], out=at_peak[: end - begin])
+            found = np.argmax(matches, axis=1)
+        index[begin:end] = np.where(np.isnan(newest_peak), -1, found)
     return Drawdown(values, peak, index)
 
 
