@@ -21,8 +21,8 @@ from app.api import problems
 from app.api.deps import Services
 from app.clock import Clock, system_clock
 from app.db.engine import Database
-from app.settings import Settings, get_settings
 from app.market import router as market_router
+from app.settings import Settings, get_settings
 from app.signals import router as signals_router
 from app.signals.service import SignalBook
 from app.status import metrics as status_metrics

@@ -9,12 +9,37 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import CrosswatchError
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
 log = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; validation errors add ``errors`` (each ``loc`` and ``msg``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str = Field(min_length=1, description="What was wrong, for a person to read")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries declaring that a route may answer ``statuses`` as problems."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA_REF}},
+        }
+        for status in statuses
+    }
 
 
 def problem(status: int, detail: str, *, title: str | None = None, **extra: Any) -> JSONResponse:
@@ -57,13 +82,70 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         response = problem(exc.status_code, str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette names only the first route whose path matched; one path may be
+            # served by several routes (GET and POST /v1/webhooks), so list them all.
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return problem(500, "an internal error occurred; it has been logged")
+
+    _declare_problems(app)
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app serves at this request's path."""
+    allowed = []
+    for method in HTTP_METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+def _declare_problems(app: FastAPI) -> None:
+    """Make the OpenAPI description say what the handlers above send.
+
+    Every error response is problem+json (FastAPI's default 422 ``HTTPValidationError``
+    is not what this app sends); an operation with path parameters may answer 404 (they
+    name a symbol, a subscription or a delivery that may not exist), and one with a
+    request body 400 (a body that is not JSON at all).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                _declare_operation_problems(operation)
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = Problem.model_json_schema()
+        # Every error response now refers to Problem: FastAPI's own shapes are unused.
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_operation_problems(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    if any(parameter.get("in") == "path" for parameter in operation.get("parameters", [])):
+        responses.setdefault("404", problem_responses(404)[404])
+    if "requestBody" in operation:
+        responses.setdefault("400", problem_responses(400)[400])
+    for status, response in responses.items():
+        if status[0] in "45":
+            response["content"] = {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA_REF}}

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from app.api.deps import ServicesDep, WriteSession
+from app.api.problems import problem_responses
 from app.auth.deps import AdminKey, RequireKey
 from app.market import symbols
 
-router = APIRouter(prefix="/v1/symbols", tags=["symbols"])
+router = APIRouter(prefix="/v1/symbols", tags=["symbols"], responses=problem_responses(401))
 
 
 class SymbolIn(BaseModel):
@@ -51,6 +52,7 @@ def add_symbol(
     "/{symbol}",
     status_code=204,
     summary="Stop tracking a symbol (admin; stored data is kept)",
+    responses=problem_responses(403),
 )
 def remove_symbol(symbol: str, _identity: AdminKey, session: WriteSession) -> Response:
     symbols.untrack(session, symbols.canonical(symbol))

@@ -67,6 +67,8 @@ def _encode(created_at: datetime, event_id: str) -> str:
 def _decode(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if "\x00" in raw:
+            raise ValueError("NUL in cursor")
         stamp, event_id = raw.split("|", 1)
         return datetime.fromisoformat(stamp), event_id
     except (ValueError, UnicodeDecodeError):

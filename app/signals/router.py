@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import ReadSession, ServicesDep
+from app.api.problems import problem_responses
 from app.errors import InvalidInput, NotFound
 from app.market import repository as market
 from app.market.csvfile import format_bars
@@ -21,12 +21,15 @@ from app.signals.schemas import (
     CrossList,
     EventOut,
     EventPage,
+    IsoDate,
     ScanResult,
     Signal,
     SignalList,
+    StoredText,
     SymbolList,
     SymbolOut,
     TurnList,
+    YtdOrDate,
 )
 
 router = APIRouter(prefix="/v1", tags=["signals"])
@@ -101,8 +104,8 @@ def get_closes(
     symbol: SymbolPath,
     request: Request,
     session: ReadSession,
-    start: date | None = None,
-    end: date | None = None,
+    start: IsoDate | None = None,
+    end: IsoDate | None = None,
 ) -> BarList | StreamingResponse:
     symbol = service.normalise(symbol)
     if start and end and end < start:
@@ -146,7 +149,7 @@ def get_crosses(
     fast: Fast = 50,
     slow: Slow = 200,
     type: Kind = "sma",
-    since: date | None = None,
+    since: IsoDate | None = None,
 ) -> CrossList:
     result = service.crosses(
         _book(request), session, service.normalise(symbol), _rule(fast, slow, type), since
@@ -174,14 +177,19 @@ def get_turns(
     return TurnList.model_validate(result)
 
 
-@router.get("/compare", response_model=Comparison, summary="Return of each symbol over a period")
+@router.get(
+    "/compare",
+    response_model=Comparison,
+    summary="Return of each symbol over a period",
+    responses=problem_responses(404),
+)
 def compare(
     request: Request,
     services: ServicesDep,
     session: ReadSession,
     symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
-    start: Annotated[str, Query(description="`ytd` or YYYY-MM-DD")] = "ytd",
-    end: date | None = None,
+    start: Annotated[YtdOrDate, Query(description="`ytd` or YYYY-MM-DD")] = "ytd",
+    end: IsoDate | None = None,
 ) -> Comparison:
     book = _book(request)
     chosen = _symbols(symbols) or book.snapshot(session).analysis.panel.symbols
@@ -199,7 +207,10 @@ def _symbols(raw: str | None) -> list[str]:
 
 
 @router.get(
-    "/scan", response_model=ScanResult, summary="Symbols with an event in the last N sessions"
+    "/scan",
+    response_model=ScanResult,
+    summary="Symbols with an event in the last N sessions",
+    responses=problem_responses(404),
 )
 def scan(
     request: Request,
@@ -217,8 +228,8 @@ def scan(
 @router.get("/events", response_model=EventPage, summary="Stored events, oldest first, paged")
 def list_events(
     session: ReadSession,
-    symbol: str | None = None,
-    type: str | None = None,
+    symbol: StoredText | None = None,
+    type: StoredText | None = None,
     after: Annotated[str | None, Query(description="Cursor: the `next` of a previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     live: bool | None = None,

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, Literal
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 ForwardReturns = dict[str, float | None]
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_only(value: object) -> object:
+    # Pydantic's lax date also takes Unix timestamps ("0" is 1970-01-01) and midnight
+    # datetimes; the API promises YYYY-MM-DD and nothing else.
+    if isinstance(value, date) or (isinstance(value, str) and ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("must be a date as YYYY-MM-DD")
+
+
+def _ytd_or_iso_date(value: str) -> str:
+    # date.fromisoformat alone also takes 20240101 and ISO week dates.
+    if value == "ytd" or ISO_DATE.fullmatch(value):
+        return value
+    raise ValueError(f"start {value!r} is neither 'ytd' nor a YYYY-MM-DD date")
+
+
+def _assume_utc(value: datetime) -> datetime:
+    # SQLite keeps no offset; every stored time is UTC, so say so (RFC 3339 needs one).
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _without_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the store.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+YtdOrDate = Annotated[str, AfterValidator(_ytd_or_iso_date)]
+StoredText = Annotated[str, AfterValidator(_without_nul)]
+UtcDatetime = Annotated[datetime, AfterValidator(_assume_utc)]
 
 
 class RuleOut(BaseModel):
@@ -160,7 +195,7 @@ class EventOut(BaseModel):
     live: bool
     rule: str
     data: dict[str, Any]
-    created_at: datetime
+    created_at: UtcDatetime
     retracted_by: str | None
 
 

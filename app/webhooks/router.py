@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.api.deps import ReadSession, ServicesDep, WriteSession
+from app.api.problems import problem_responses
 from app.auth.deps import RequireKey
 from app.webhooks import repository, service
 from app.webhooks.models import Subscription
@@ -30,7 +31,7 @@ from app.webhooks.schemas import (
 )
 from app.webhooks.ssrf import Resolver, system_resolver
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401))
 
 
 def get_resolver() -> Resolver:
@@ -39,6 +40,10 @@ def get_resolver() -> Resolver:
 
 
 ResolverDep = Annotated[Resolver, Depends(get_resolver)]
+# Ids are positive and as wide as their columns (subscriptions: INTEGER, deliveries:
+# BIGINT on PostgreSQL): a larger one is a bad id (422), not an overflow in the store (500).
+SubscriptionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _policy(services: ServicesDep, resolver: Resolver) -> service.UrlPolicy:
@@ -93,13 +98,15 @@ def list_(identity: RequireKey, session: ReadSession) -> SubscriptionList:
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut)
-def read(subscription_id: int, identity: RequireKey, session: ReadSession) -> SubscriptionOut:
+def read(
+    subscription_id: SubscriptionId, identity: RequireKey, session: ReadSession
+) -> SubscriptionOut:
     return _out(service.get_owned(session, identity, subscription_id))
 
 
 @router.patch("/{subscription_id}", response_model=SubscriptionOut)
 def update(
-    subscription_id: int,
+    subscription_id: SubscriptionId,
     body: SubscriptionPatch,
     identity: RequireKey,
     session: WriteSession,
@@ -114,7 +121,9 @@ def update(
 
 
 @router.delete("/{subscription_id}", status_code=204)
-def delete(subscription_id: int, identity: RequireKey, session: WriteSession) -> Response:
+def delete(
+    subscription_id: SubscriptionId, identity: RequireKey, session: WriteSession
+) -> Response:
     """Delete the subscription with its pending deliveries and delivery log."""
     session.delete(service.get_owned(session, identity, subscription_id))
     return Response(status_code=204)
@@ -122,7 +131,10 @@ def delete(subscription_id: int, identity: RequireKey, session: WriteSession) ->
 
 @router.post("/{subscription_id}/rotate-secret", response_model=SecretOut)
 def rotate_secret(
-    subscription_id: int, identity: RequireKey, session: WriteSession, services: ServicesDep
+    subscription_id: SubscriptionId,
+    identity: RequireKey,
+    session: WriteSession,
+    services: ServicesDep,
 ) -> SecretOut:
     """A new secret, shown once; the previous one keeps signing alongside for 24 h."""
     subscription = service.get_owned(session, identity, subscription_id)
@@ -134,7 +146,7 @@ def rotate_secret(
 
 @router.get("/{subscription_id}/deliveries", response_model=DeliveryList)
 def deliveries(
-    subscription_id: int,
+    subscription_id: SubscriptionId,
     identity: RequireKey,
     session: ReadSession,
     status: DeliveryStatus | None = None,
@@ -167,8 +179,8 @@ def deliveries(
 
 @router.post("/{subscription_id}/deliveries/{delivery_id}/retry", status_code=202)
 def retry(
-    subscription_id: int,
-    delivery_id: int,
+    subscription_id: SubscriptionId,
+    delivery_id: DeliveryId,
     identity: RequireKey,
     session: WriteSession,
     services: ServicesDep,
@@ -181,7 +193,10 @@ def retry(
 
 @router.post("/{subscription_id}/test", status_code=202)
 def test(
-    subscription_id: int, identity: RequireKey, session: WriteSession, services: ServicesDep
+    subscription_id: SubscriptionId,
+    identity: RequireKey,
+    session: WriteSession,
+    services: ServicesDep,
 ) -> Enqueued:
     """Send a signed ``test`` event (a fresh id) to this subscription."""
     subscription = service.get_owned(session, identity, subscription_id)
@@ -197,7 +212,7 @@ def test(
 
 @router.post("/{subscription_id}/replay", status_code=202)
 def replay(
-    subscription_id: int,
+    subscription_id: SubscriptionId,
     body: ReplayIn,
     identity: RequireKey,
     session: WriteSession,
@@ -214,7 +229,10 @@ def replay(
 
 @router.post("/{subscription_id}/snapshot", status_code=202)
 def snapshot(
-    subscription_id: int, identity: RequireKey, session: WriteSession, services: ServicesDep
+    subscription_id: SubscriptionId,
+    identity: RequireKey,
+    session: WriteSession,
+    services: ServicesDep,
 ) -> Enqueued:
     """Send one ``snapshot`` event: the current regime of each subscribed symbol."""
     subscription = service.get_owned(session, identity, subscription_id)

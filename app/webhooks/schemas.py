@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from app.signals.schemas import IsoDate, StoredText
 
 EventType = Literal[
     "golden_cross",
@@ -26,8 +36,8 @@ class Rule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    fast: int = Field(ge=2, le=1000)
-    slow: int = Field(ge=2, le=1000)
+    fast: StrictInt = Field(ge=2, le=1000)
+    slow: StrictInt = Field(ge=2, le=1000)
     type: Literal["sma", "ema"] = "sma"
 
     @model_validator(mode="after")
@@ -47,14 +57,16 @@ def _symbols(value: list[str] | None) -> list[str] | None:
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=8, max_length=2048, examples=["https://example.com/hooks"])
+    url: StoredText = Field(min_length=8, max_length=2048, examples=["https://example.com/hooks"])
     event_types: list[EventType] = Field(
         default_factory=list, description="Empty: every event type."
     )
-    symbols: list[str] | None = Field(default=None, description="null (or []): every symbol.")
+    symbols: list[StoredText] | None = Field(
+        default=None, description="null (or []): every symbol."
+    )
     rule: Rule | None = Field(default=None, description="null: the default sma 50/200.")
-    description: str | None = Field(default=None, max_length=500)
-    enabled: bool = True
+    description: StoredText | None = Field(default=None, max_length=500)
+    enabled: StrictBool = True
 
     _clean_symbols = field_validator("symbols")(_symbols)
 
@@ -64,12 +76,12 @@ class SubscriptionPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, min_length=8, max_length=2048)
+    url: StoredText | None = Field(default=None, min_length=8, max_length=2048)
     event_types: list[EventType] | None = None
-    symbols: list[str] | None = None
+    symbols: list[StoredText] | None = None
     rule: Rule | None = None
-    description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
+    description: StoredText | None = Field(default=None, max_length=500)
+    enabled: StrictBool | None = None
 
     _clean_symbols = field_validator("symbols")(_symbols)
 
@@ -132,8 +144,8 @@ class DeliveryList(BaseModel):
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: date = Field(description="First session (inclusive).")
-    until: date | None = Field(default=None, description="Last session (inclusive); none: all.")
+    since: IsoDate = Field(description="First session (inclusive).")
+    until: IsoDate | None = Field(default=None, description="Last session (inclusive); none: all.")
 
     @model_validator(mode="after")
     def _ordered(self) -> ReplayIn:
