@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -158,3 +159,21 @@ def test_sigkill_during_import_leaves_all_or_nothing(database_url: str, tmp_path
     finally:
         db.dispose()
     assert killed_while_running >= 1
+
+
+def test_signals_command_prints_a_table_and_json(database_url: str) -> None:
+    imported = run_cli("import", "^RUT", str(data_file("rut_daily.csv")), database_url=database_url)
+    assert imported.returncode == 0, imported.stderr
+    table = run_cli("signals", database_url=database_url)
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    for column in ("symbol", "session", "close", "regime", "gap %", "last cross", "trigger"):
+        assert column in header
+    assert row.split()[:2] == ["^RUT", "2026-08-21"]
+    assert "3,017.87" in row and "golden" in row and "golden 2025-08-06" in row
+    as_json = run_cli("signals", "^rut", "--json", database_url=database_url)
+    signal = json.loads(as_json.stdout)["signals"][0]
+    assert (signal["symbol"], signal["regime"], signal["close"]) == ("^RUT", "golden", 3017.87)
+    missing = run_cli("signals", "NOPE", database_url=database_url)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: unknown symbol 'NOPE'")
