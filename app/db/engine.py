@@ -9,9 +9,17 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.errors import Unavailable
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Failures of the store itself, not of a statement: reported as ``Unavailable`` with the
+# driver's one-line reason (a SQLAlchemy error's text carries the SQL and every bound
+# parameter, kilobytes that would land in poll records and CLI output).
+_SQLITE_REFUSALS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+_POSTGRES_REFUSALS = frozenset({"53100", "25006"})  # disk_full, read_only_sql_transaction
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -51,6 +59,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def store_refusal(exc: DBAPIError) -> str | None:
+    """The driver's one-line reason when the store itself refused (disk full, read-only,
+    I/O error), else None: an ordinary statement error stays what it is."""
+    cause = exc.orig
+    name = getattr(cause, "sqlite_errorname", None)
+    sqlstate = getattr(cause, "sqlstate", None)
+    refused = (isinstance(name, str) and name.startswith(_SQLITE_REFUSALS)) or (
+        sqlstate in _POSTGRES_REFUSALS
+    )
+    if not refused:
+        return None
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
 class Database:
     """An engine plus unit-of-work helpers; built at start-up, never at import."""
 
@@ -69,20 +91,27 @@ class Database:
 
         The caller (a request, a job, a CLI command) owns the transaction; services
         only flush. On SQLite a writing transaction starts with ``BEGIN IMMEDIATE``
-        so it holds the write lock from its first statement.
+        so it holds the write lock from its first statement. A store that refuses
+        (disk full, read-only, I/O error) raises ``Unavailable`` with the driver's reason.
         """
-        with self.engine.connect() as connection:
-            connection.info["immediate"] = write and self.is_sqlite
-            try:
-                with Session(bind=connection, expire_on_commit=False) as session:
-                    try:
-                        yield session
-                        session.commit()
-                    except BaseException:
-                        session.rollback()
-                        raise
-            finally:
-                connection.info.pop("immediate", None)
+        try:
+            with self.engine.connect() as connection:
+                connection.info["immediate"] = write and self.is_sqlite
+                try:
+                    with Session(bind=connection, expire_on_commit=False) as session:
+                        try:
+                            yield session
+                            session.commit()
+                        except BaseException:
+                            session.rollback()
+                            raise
+                finally:
+                    connection.info.pop("immediate", None)
+        except DBAPIError as exc:
+            reason = store_refusal(exc)
+            if reason is None:
+                raise
+            raise Unavailable(f"the store failed: {reason}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

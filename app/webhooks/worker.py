@@ -38,6 +38,8 @@ from app.webhooks.ssrf import Resolver, UnsafeUrl, check_url_async, system_resol
 log = logging.getLogger(__name__)
 EXCERPT_BYTES = 2048
 USER_AGENT = "Crosswatch-Webhooks/0.1"
+#: Pause after a failed write of outcomes before trying again (the store is down).
+RECORD_RETRY_SECONDS = 0.5
 
 
 def message_body(event_type: str, attempted_at: datetime, event_json: bytes) -> bytes:
@@ -211,8 +213,17 @@ class DeliveryWorker:
                 try:
                     await asyncio.to_thread(self._record, batch)
                 except Exception:
-                    # Leases keep the rows; they are retried after the lease ends.
-                    log.exception("recording %d outcomes failed", len(batch))
+                    # The attempts happened: keep their outcomes and record them when the
+                    # store answers again (a dropped connection, a restart). Dropping them
+                    # would send every acknowledged delivery again once its lease ends.
+                    # Past the lease the row is due again anyway, so give up on those.
+                    now = self.clock()
+                    kept = [o for o in batch if now - o.attempted_at < self.lease]
+                    log.exception(
+                        "recording %d outcomes failed; %d kept to retry", len(batch), len(kept)
+                    )
+                    self._results[:0] = kept
+                    await asyncio.sleep(RECORD_RETRY_SECONDS)
 
     async def _listen(self) -> None:
         url = make_url(self.db.url).set(drivername="postgresql")
