@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.clock import system_clock
 from app.db.engine import Database
@@ -51,6 +52,10 @@ def _store(*, migrate: bool = True) -> Iterator[tuple[Settings, Database]]:
         yield settings, db
     except CrosswatchError as exc:
         raise _fail(exc.detail) from None
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise _fail(f"the store failed: {reason}") from None
     finally:
         db.dispose()
 
