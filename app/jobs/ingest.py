@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -37,6 +38,77 @@ def seed(db: Database, symbols: Sequence[str], *, clock: Clock) -> list[market.I
     return market.seed_if_empty(db, symbols, clock=clock, after_store=detect)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What a write did for one symbol: counts, the newest session stored before it,
+    and the events it added (retractions included)."""
+
+    symbol: str
+    rows: int
+    counts: repository.UpsertCounts
+    previous_last: date | None
+    events: list[Event]
+
+
+def store_many(
+    session: Session,
+    writes: Sequence[repository.BarWrite],
+    *,
+    clock: Clock,
+    enqueue: Enqueue | None = None,
+    rules: Sequence[Rule] = (),
+    carried: signal_events.CarriedStates | None = None,
+) -> dict[str, Stored]:
+    """Upsert many symbols' bars and record the events they imply, in the caller's
+    transaction: all of them or none.
+
+    Bulk statements throughout: one look-up of the newest stored sessions, one read of
+    the overlapping stored rows and one write of the changed ones per chunk, one bulk
+    insert of the events and their outbox rows. Detection takes the daily path for
+    symbols with ``carried`` state (see :func:`app.signals.events.detect_many`).
+    """
+    now = clock()
+    symbols = [write.symbol for write in writes]
+    repository.ensure_symbols(session, symbols, now=now)
+    previous = repository.last_sessions(session, symbols)
+    results = repository.upsert_many(session, writes, fetched_at=now)
+    changes = []
+    for write in writes:
+        counts = results[write.symbol].counts
+        if not (counts.added or counts.revised):
+            continue
+        last = previous.get(write.symbol)
+        changes.append(
+            signal_events.Change(
+                write.symbol,
+                previous_last=last,
+                recheck_from=write.bars[0].session if counts.revised and last else None,
+                version=results[write.symbol].version,
+                appended=[bar for bar in write.bars if last is None or bar.session > last],
+                source=write.source,
+                instrument=write.instrument,
+            )
+        )
+    found = (
+        signal_events.detect_many(session, changes, now=now, rules=rules, carried=carried)
+        if changes
+        else {}
+    )
+    added = [event for events in found.values() for event in events]
+    if enqueue is not None and added:
+        enqueue(session, added)
+    return {
+        write.symbol: Stored(
+            write.symbol,
+            len(write.bars),
+            results[write.symbol].counts,
+            previous.get(write.symbol),
+            found.get(write.symbol, []),
+        )
+        for write in writes
+    }
+
+
 def store_and_detect(
     session: Session,
     symbol: str,
@@ -47,26 +119,14 @@ def store_and_detect(
     clock: Clock,
     enqueue: Enqueue | None = None,
     rules: Sequence[Rule] = (),
+    carried: signal_events.CarriedStates | None = None,
 ) -> tuple[market.ImportReport, list[Event]]:
     """Upsert ``bars`` and record the events they imply, in the caller's transaction."""
-    previous_last = repository.last_sessions(session, [symbol]).get(symbol)
-    report = market.store_bars(
-        session, symbol, bars, source=source, instrument=instrument, clock=clock
-    )
-    events: list[Event] = []
-    if report.counts.added or report.counts.revised:
-        revised_from = bars[0].session if report.counts.revised and previous_last else None
-        events = signal_events.detect_and_record(
-            session,
-            symbol,
-            previous_last=previous_last,
-            recheck_from=revised_from,
-            now=clock(),
-            rules=rules,
-        )
-        if enqueue is not None and events:
-            enqueue(session, events)
-    return report, events
+    write = repository.BarWrite(symbol, bars, source, instrument or symbol)
+    stored = store_many(
+        session, [write], clock=clock, enqueue=enqueue, rules=rules, carried=carried
+    )[symbol]
+    return market.ImportReport(symbol, stored.rows, stored.counts), stored.events
 
 
 async def replay(
@@ -82,16 +142,21 @@ async def replay(
     rules: Callable[[Session], Sequence[Rule]] | None = None,
     on_session: Callable[[Bar, list[Event]], None] | None = None,
     on_committed: Callable[[], None] | None = None,
+    full: bool = False,
 ) -> list[Event]:
     """Load the history before ``start``, then feed one session per ``interval`` seconds
-    as if live: each session is its own transaction, exactly like a poll's."""
+    as if live: each session is its own transaction, exactly like a poll's, and takes
+    the daily path (state carried from the previous session) unless ``full`` is set."""
     history = [bar for bar in bars if bar.session < start]
     feed = [bar for bar in bars if bar.session >= start and (end is None or bar.session <= end)]
     if not feed:
         raise CsvFormatError(None, f"the file has no sessions from {start}")
+    carried = None if full else signal_events.CarriedStates()
     if history:
         with db.transaction() as session:
-            store_and_detect(session, symbol, history, source="replay", clock=clock)
+            store_and_detect(
+                session, symbol, history, source="replay", clock=clock, carried=carried
+            )
     live: list[Event] = []
     for position, bar in enumerate(feed):
         if position and interval > 0:
@@ -105,6 +170,7 @@ async def replay(
                 clock=clock,
                 enqueue=enqueue,
                 rules=rules(session) if rules is not None else (),
+                carried=carried,
             )
         if on_committed is not None:
             on_committed()

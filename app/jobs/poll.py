@@ -1,9 +1,12 @@
 """The poll job: fetch each symbol's missing sessions, validate, store, detect, enqueue.
 
-One transaction per symbol holds the upsert, the events it produces and their outbox
-rows, so a failure leaves the store exactly as it was and a crash never leaves an
-event without its deliveries. The poll-run record is written in its own transactions
-so that a failed poll is still on record.
+Fetched symbols are stored in batches (up to ``BATCH_SYMBOLS``): one transaction per
+batch holds the bulk upsert, the events it produces, their outbox rows and the poll
+results, so a failure leaves the store exactly as it was and a crash never leaves an
+event without its deliveries. If a batch fails, its symbols are stored again one per
+transaction, so one bad symbol fails alone (docs/decisions.md). Detection carries each
+symbol's kernel state from poll to poll (the daily path). The poll-run record is
+written in its own transactions so that a failed poll is still on record.
 """
 
 from __future__ import annotations
@@ -12,14 +15,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 from sqlalchemy.orm import Session
 
 from app.clock import Clock
 from app.db.engine import Database
+from app.jobs import ingest
 from app.market import polls, repository
-from app.market.bars import Bar, FetchResult
 from app.market.polls import SymbolOutcome
 from app.market.providers import AllProvidersFailed, ProviderChain
 from app.market.validation import BadData, validate_bars
@@ -30,6 +32,10 @@ from app.signals.analysis import Rule
 from app.signals.models import Event
 
 log = logging.getLogger("crosswatch.poll")
+
+# Symbols stored per transaction: bounds a transaction's size and how long events of
+# the first symbols wait for the last ones' fetches.
+BATCH_SYMBOLS = 200
 
 EventSink = Callable[[Sequence[Event]], None]
 
@@ -68,6 +74,8 @@ class Poller:
         self.enqueue = enqueue
         self.rules = rules
         self.on_committed = on_committed
+        # Kernel state per symbol from the previous poll: the daily path's memory.
+        self.carried = signal_events.CarriedStates()
 
     async def poll(self, symbols: Sequence[str] | None = None, *, trigger: str) -> PollReport:
         started = time.perf_counter()
@@ -77,7 +85,22 @@ class Poller:
                 wanted = list(self.settings.symbols)
             repository.ensure_symbols(session, wanted, now=self.clock())
             run_id = polls.start_run(session, trigger, now=self.clock())
-        outcomes = [await self._poll_symbol(run_id, symbol) for symbol in wanted]
+        outcomes: list[SymbolOutcome] = []
+        pending: list[_Pending] = []
+        for symbol in wanted:
+            fetched = await self._fetch_symbol(run_id, symbol)
+            if isinstance(fetched, SymbolOutcome):
+                outcomes.append(fetched)
+                continue
+            if any(p.write.symbol == fetched.write.symbol for p in pending):
+                self._store(run_id, pending)
+                pending = []
+            pending.append(fetched)
+            outcomes.append(fetched.outcome)
+            if len(pending) >= BATCH_SYMBOLS:
+                self._store(run_id, pending)
+                pending = []
+        self._store(run_id, pending)
         with self.db.transaction() as session:
             status = polls.finish_run(session, run_id, outcomes, now=self.clock())
             if any(o.added for o in outcomes):
@@ -100,7 +123,8 @@ class Poller:
             self.on_committed(report)
         return report
 
-    async def _poll_symbol(self, run_id: int, symbol: str) -> SymbolOutcome:
+    async def _fetch_symbol(self, run_id: int, symbol: str) -> SymbolOutcome | _Pending:
+        """Fetch and validate one symbol: its outcome if it failed, else what to store."""
         outcome = SymbolOutcome(symbol)
         now = self.clock()
         with self.db.transaction(write=False) as session:
@@ -124,16 +148,21 @@ class Poller:
             outcome.attempts.append((result.source, result.instrument, outcome.error))
             return self._record_failure(run_id, outcome)
         outcome.rejected = checked.rejected
+        write = repository.BarWrite(symbol, checked.accepted, result.source, result.instrument)
         if not fetched.is_proxy:
-            return self._store(run_id, symbol, checked.accepted, result, outcome)
+            return _Pending(write, outcome)
         # A proxy's prices are another instrument's: stored under its own symbol, never
         # spliced into this one (DESIGN §2: a proxy is never substituted silently).
-        proxy = self._store(
-            run_id, result.instrument, checked.accepted, result, SymbolOutcome(result.instrument)
+        proxy = _Pending(
+            repository.BarWrite(
+                result.instrument, checked.accepted, result.source, result.instrument
+            ),
+            SymbolOutcome(result.instrument),
         )
+        self._store(run_id, [proxy])
         outcome.error = (
             f"every provider failed for {symbol}; proxy {result.instrument} was fetched "
-            f"instead and stored as {result.instrument} ({proxy.added} sessions added)"
+            f"instead and stored as {result.instrument} ({proxy.outcome.added} sessions added)"
         )
         return self._record_failure(run_id, outcome)
 
@@ -153,56 +182,60 @@ class Poller:
         )
         return outcome
 
-    def _store(
-        self,
-        run_id: int,
-        symbol: str,
-        bars: list[Bar],
-        result: FetchResult,
-        outcome: SymbolOutcome,
-    ) -> SymbolOutcome:
-        """Upsert, detect and enqueue in one transaction, with the poll result."""
-        now = self.clock()
+    def _store(self, run_id: int, batch: list[_Pending]) -> None:
+        """Upsert, detect and enqueue a batch in one transaction, with the poll results.
+
+        If the batch fails, each symbol is tried again in a transaction of its own, so
+        that only the symbols that cannot be stored fail.
+        """
+        if not batch:
+            return
         try:
-            with self.db.transaction() as session:
-                repository.ensure_symbols(session, [symbol], now=now)
-                previous_last = repository.last_sessions(session, [symbol]).get(symbol)
-                counts = repository.upsert_bars(
-                    session,
-                    symbol,
-                    bars,
-                    source=result.source,
-                    instrument=result.instrument,
-                    fetched_at=now,
-                )
-                outcome.added, outcome.revised = counts.added, counts.revised
-                outcome.backfill = previous_last is None
-                new_events: list[Event] = []
-                if counts.added or counts.revised:
-                    new_events = signal_events.detect_and_record(
-                        session,
-                        symbol,
-                        previous_last=previous_last,
-                        recheck_from=_first_changed(bars, previous_last, counts.revised > 0),
-                        now=now,
-                        rules=self.rules(session) if self.rules is not None else (),
-                    )
-                    if self.enqueue is not None and new_events:
-                        self.enqueue(session, new_events)
-                outcome.events = [event.id for event in new_events]
-                outcome.newest_session = bars[-1].session if bars else previous_last
+            self._store_batch(run_id, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                self._store_failed(run_id, batch[0], exc)
+                return
+            log.warning("storing a batch failed; storing its symbols one by one")
+            for pending in batch:
+                try:
+                    self._store_batch(run_id, [pending])
+                except Exception as single:
+                    self._store_failed(run_id, pending, single)
+
+    def _store_batch(self, run_id: int, batch: list[_Pending]) -> None:
+        now = self.clock()
+        with self.db.transaction() as session:
+            stored = ingest.store_many(
+                session,
+                [pending.write for pending in batch],
+                clock=lambda: now,
+                enqueue=self.enqueue,
+                rules=self.rules(session) if self.rules is not None else (),
+                carried=self.carried,
+            )
+            for pending in batch:
+                outcome, result = pending.outcome, stored[pending.write.symbol]
+                outcome.added, outcome.revised = result.counts.added, result.counts.revised
+                outcome.backfill = result.previous_last is None
+                outcome.events = [event.id for event in result.events]
+                bars = pending.write.bars
+                outcome.newest_session = bars[-1].session if bars else result.previous_last
                 polls.record_result(session, run_id, outcome)
-        except Exception as exc:  # the transaction rolled back: nothing was stored
-            log.exception("storing a poll failed", extra={"symbol": symbol})
-            outcome.error = f"store failed: {type(exc).__name__}: {exc}"
-            outcome.added = outcome.revised = 0
-            outcome.events = []
-            return self._record_failure(run_id, outcome)
-        return outcome
+
+    def _store_failed(self, run_id: int, pending: _Pending, exc: Exception) -> None:
+        # The transaction rolled back: nothing of this symbol was stored.
+        log.error("storing a poll failed", extra={"symbol": pending.write.symbol}, exc_info=exc)
+        outcome = pending.outcome
+        outcome.error = f"store failed: {type(exc).__name__}: {exc}"
+        outcome.added = outcome.revised = 0
+        outcome.events = []
+        self._record_failure(run_id, outcome)
 
 
-def _first_changed(bars: list[Bar], previous_last: date | None, revised: bool) -> date | None:
-    """Where detection must look again: the first re-read session when data was revised."""
-    if not bars or previous_last is None or not revised:
-        return None
-    return bars[0].session
+@dataclass
+class _Pending:
+    """A fetched, validated symbol waiting to be stored, and its outcome."""
+
+    write: repository.BarWrite
+    outcome: SymbolOutcome

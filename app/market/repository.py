@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Row, func, select, tuple_, update
+from sqlalchemy import Connection, Integer, Row, cast, func, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,10 @@ from app.market.models import DailyBar, Symbol
 
 # Rows per executemany call (progress is reported per chunk).
 _CHUNK_ROWS = 5_000
+# Rows from which a PostgreSQL write goes through COPY.
+_COPY_ROWS = 2_000
+# Symbols per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
+_SYMBOLS_PER_QUERY = 1_000
 _UPDATABLE = ("close", "open", "high", "low", "volume", "source", "instrument", "fetched_at")
 
 
@@ -57,6 +62,23 @@ def _insert(session: Session) -> Any:
     return sqlite.insert
 
 
+@dataclass(frozen=True)
+class BarWrite:
+    """One symbol's bars to upsert, with who produced them."""
+
+    symbol: str
+    bars: Sequence[Bar]
+    source: str
+    instrument: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    counts: UpsertCounts
+    # The symbol's data version after this write (None when nothing changed).
+    version: int | None
+
+
 def upsert_bars(
     session: Session,
     symbol: str,
@@ -67,19 +89,158 @@ def upsert_bars(
     fetched_at: datetime,
     on_progress: Callable[[int], None] | None = None,
 ) -> UpsertCounts:
-    """Insert or update ``bars`` of ``symbol`` with bulk statements.
+    """Insert or update ``bars`` of ``symbol`` with bulk statements (see :func:`upsert_many`)."""
+    results = upsert_many(
+        session,
+        [BarWrite(symbol, bars, source, instrument)],
+        fetched_at=fetched_at,
+        on_progress=on_progress,
+    )
+    return results[symbol].counts
+
+
+def upsert_many(
+    session: Session,
+    writes: Sequence[BarWrite],
+    *,
+    fetched_at: datetime,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, WriteResult]:
+    """Insert or update the bars of many symbols with a few bulk statements.
 
     A stored session whose close (or OHLCV) differs is updated in place and counted
-    as revised; identical rows are left alone, so re-polling the overlap is free.
-    The caller owns the transaction.
+    as revised; identical rows are left alone, so re-polling the overlap is free. Each
+    changed symbol's ``data_version`` is bumped once (first, so concurrent writers of
+    the same symbol queue on its row) and returned. One statement reads the stored
+    rows each chunk of symbols may overlap, one executemany writes all changed rows.
+    The caller owns the transaction. Symbols must be distinct.
     """
-    if not bars:
-        return UpsertCounts(0, 0, 0)
-    first, last = bars[0].session, bars[-1].session
-    existing = {
-        row.session: row
-        for row in session.execute(
+    if len({w.symbol for w in writes}) != len(writes):
+        raise ValueError("upsert_many takes each symbol at most once")
+    existing = _stored_rows(session, [w for w in writes if w.bars])
+    changed: list[dict[str, Any]] = []
+    counts: dict[str, UpsertCounts] = {}
+    for write in writes:
+        stored = existing.get(write.symbol, {})
+        added = revised = 0
+        for bar in write.bars:
+            old = stored.get(bar.session)
+            volume = None if bar.volume is None else round(bar.volume)
+            if old is not None and _same(old, bar, volume):
+                continue
+            if old is None:
+                added += 1
+            else:
+                revised += 1
+            changed.append(
+                {
+                    "symbol": write.symbol,
+                    "session": bar.session,
+                    "close": bar.close,
+                    "open": bar.open,
+                    "high": bar.high,
+                    "low": bar.low,
+                    "volume": volume,
+                    "source": write.source,
+                    "instrument": write.instrument,
+                    "fetched_at": fetched_at,
+                }
+            )
+        counts[write.symbol] = UpsertCounts(added, revised, len(write.bars) - added - revised)
+    touched = [symbol for symbol, c in counts.items() if c.added or c.revised]
+    versions = _bump_versions(session, touched)
+    if changed:
+        _write_rows(session, changed, on_progress)
+    return {s: WriteResult(c, versions.get(s)) for s, c in counts.items()}
+
+
+def _write_rows(
+    session: Session, rows: list[dict[str, Any]], on_progress: Callable[[int], None] | None
+) -> None:
+    """Upsert ``rows`` of ``daily_bars`` in chunks of one executemany each."""
+    table = DailyBar.__table__
+    statement = _insert(session)(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.symbol, table.c.session],
+        set_={name: statement.excluded[name] for name in _UPDATABLE},
+    )
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and len(rows) >= _COPY_ROWS:
+        _copy_rows(connection, rows)
+        if on_progress is not None:
+            on_progress(len(rows))
+        return
+    if connection.dialect.name != "sqlite":
+        for start in range(0, len(rows), _CHUNK_ROWS):
+            # executemany of one cached statement: SQLAlchemy batches it into
+            # multi-row INSERTs ("insertmanyvalues").
+            connection.execute(statement, rows[start : start + _CHUNK_ROWS])
+            if on_progress is not None:
+                on_progress(min(_CHUNK_ROWS, len(rows) - start))
+        return
+    # SQLite: the same statement compiled once and handed to the driver with plain
+    # tuples, the values in SQLAlchemy's storage formats (ISO dates, its datetime
+    # format): its per-row parameter processing would cost twice the insert itself.
+    compiled = statement.compile(dialect=connection.dialect)
+    names = list(compiled.positiontup or [])
+    session_at, fetched_at = names.index("session"), names.index("fetched_at")
+    to_datetime = table.c.fetched_at.type.bind_processor(connection.dialect)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    sql = str(compiled)
+    for start in range(0, len(rows), _CHUNK_ROWS):
+        chunk = rows[start : start + _CHUNK_ROWS]
+        values = []
+        stamps: dict[datetime, Any] = {}  # a write's rows share one fetched_at
+        for row in chunk:
+            value = [row[name] for name in names]
+            value[session_at] = value[session_at].isoformat()
+            if to_datetime is not None:
+                stamp = value[fetched_at]
+                if stamp not in stamps:
+                    stamps[stamp] = to_datetime(stamp)
+                value[fetched_at] = stamps[stamp]
+            values.append(value)
+        cursor.executemany(sql, values)
+        if on_progress is not None:
+            on_progress(len(chunk))
+
+
+_COLUMNS = ("symbol", "session", "close", "open", "high", "low", "volume", *_UPDATABLE[5:])
+
+
+def _copy_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL, many rows: ``COPY`` into a temporary table, then one upsert from it
+    (an order of magnitude faster than multi-row INSERTs for a backfill)."""
+    columns = ", ".join(_COLUMNS)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _UPDATABLE)
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS daily_bars_incoming "
+            "(LIKE daily_bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY daily_bars_incoming ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(tuple(row[name] for name in _COLUMNS))
+        cursor.execute(
+            f"INSERT INTO daily_bars ({columns}) SELECT {columns} FROM daily_bars_incoming "
+            f"ON CONFLICT (symbol, session) DO UPDATE SET {updates}"
+        )
+        cursor.execute("DELETE FROM daily_bars_incoming")
+
+
+def _stored_rows(session: Session, writes: Sequence[BarWrite]) -> dict[str, dict[date, Row[Any]]]:
+    """The stored rows each write may overlap, read per chunk of symbols whose bars
+    cover similar dates (a daily batch reads a few sessions per symbol, by index)."""
+    found: dict[str, dict[date, Row[Any]]] = {}
+    ordered = sorted(writes, key=lambda w: min(w.bars[0].session, w.bars[-1].session))
+    for start in range(0, len(ordered), _SYMBOLS_PER_QUERY):
+        chunk = ordered[start : start + _SYMBOLS_PER_QUERY]
+        first = min(min(w.bars[0].session, w.bars[-1].session) for w in chunk)
+        last = max(max(w.bars[0].session, w.bars[-1].session) for w in chunk)
+        rows = session.execute(
             select(
+                DailyBar.symbol,
                 DailyBar.session,
                 DailyBar.close,
                 DailyBar.open,
@@ -87,57 +248,28 @@ def upsert_bars(
                 DailyBar.low,
                 DailyBar.volume,
             ).where(
-                DailyBar.symbol == symbol,
-                DailyBar.session >= min(first, last),
-                DailyBar.session <= max(first, last),
+                DailyBar.symbol.in_([w.symbol for w in chunk]),
+                DailyBar.session >= first,
+                DailyBar.session <= last,
             )
         )
-    }
-    changed: list[dict[str, Any]] = []
-    added = revised = 0
-    for bar in bars:
-        old = existing.get(bar.session)
-        volume = None if bar.volume is None else round(bar.volume)
-        if old is not None and _same(old, bar, volume):
-            continue
-        if old is None:
-            added += 1
-        else:
-            revised += 1
-        changed.append(
-            {
-                "symbol": symbol,
-                "session": bar.session,
-                "close": bar.close,
-                "open": bar.open,
-                "high": bar.high,
-                "low": bar.low,
-                "volume": volume,
-                "source": source,
-                "instrument": instrument,
-                "fetched_at": fetched_at,
-            }
-        )
-    if changed:
-        table = DailyBar.__table__
-        statement = _insert(session)(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.symbol, table.c.session],
-            set_={name: statement.excluded[name] for name in _UPDATABLE},
-        )
-        connection = session.connection()
-        session.execute(
+        for row in rows:
+            found.setdefault(row.symbol, {})[row.session] = row
+    return found
+
+
+def _bump_versions(session: Session, symbols: Sequence[str]) -> dict[str, int]:
+    """Bump each symbol's data version; returns the new versions."""
+    versions: dict[str, int] = {}
+    for start in range(0, len(symbols), _SYMBOLS_PER_QUERY):
+        rows = session.execute(
             update(Symbol)
-            .where(Symbol.symbol == symbol)
+            .where(Symbol.symbol.in_(symbols[start : start + _SYMBOLS_PER_QUERY]))
             .values(data_version=Symbol.data_version + 1)
+            .returning(Symbol.symbol, Symbol.data_version)
         )
-        for start in range(0, len(changed), _CHUNK_ROWS):
-            # executemany of one cached statement: SQLAlchemy batches it into
-            # multi-row INSERTs ("insertmanyvalues") on both back-ends.
-            connection.execute(statement, changed[start : start + _CHUNK_ROWS])
-            if on_progress is not None:
-                on_progress(min(_CHUNK_ROWS, len(changed) - start))
-    return UpsertCounts(added, revised, len(bars) - added - revised)
+        versions.update({symbol: int(version) for symbol, version in rows})
+    return versions
 
 
 def _same(old: Row[Any], bar: Bar, volume: int | None) -> bool:
@@ -182,12 +314,26 @@ def bar_count(session: Session, symbol: str | None = None) -> int:
 
 
 def last_sessions(session: Session, symbols: Sequence[str]) -> dict[str, date]:
-    rows = session.execute(
-        select(DailyBar.symbol, func.max(DailyBar.session))
-        .where(DailyBar.symbol.in_(symbols))
-        .group_by(DailyBar.symbol)
+    """Each symbol's newest stored session (symbols without bars are left out).
+
+    One index lookup per symbol (a correlated ``max``), not a scan of their histories.
+    """
+    newest = (
+        select(func.max(DailyBar.session))
+        .where(DailyBar.symbol == Symbol.symbol)
+        .correlate(Symbol)
+        .scalar_subquery()
     )
-    return {symbol: last for symbol, last in rows}
+    found: dict[str, date] = {}
+    unique = list(dict.fromkeys(symbols))
+    for start in range(0, len(unique), _SYMBOLS_PER_QUERY):
+        rows = session.execute(
+            select(Symbol.symbol, newest).where(
+                Symbol.symbol.in_(unique[start : start + _SYMBOLS_PER_QUERY])
+            )
+        ).tuples()
+        found.update({symbol: last for symbol, last in rows if last is not None})
+    return found
 
 
 def session_before(session: Session, symbol: str, count: int) -> date | None:
@@ -222,25 +368,25 @@ class Provenance:
 
 def newest_provenance(session: Session, symbols: Sequence[str]) -> dict[str, Provenance]:
     """Who produced each symbol's newest stored bar."""
-    newest = (
-        select(DailyBar.symbol, func.max(DailyBar.session).label("last"))
-        .where(DailyBar.symbol.in_(symbols))
-        .group_by(DailyBar.symbol)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            DailyBar.symbol,
-            DailyBar.session,
-            DailyBar.source,
-            DailyBar.instrument,
-            DailyBar.fetched_at,
-        ).join(
-            newest,
-            (DailyBar.symbol == newest.c.symbol) & (DailyBar.session == newest.c.last),
+    lasts = last_sessions(session, symbols)
+    keys = list(lasts.items())
+    found: dict[str, Provenance] = {}
+    for start in range(0, len(keys), _SYMBOLS_PER_QUERY):
+        rows = session.execute(
+            select(
+                DailyBar.symbol,
+                DailyBar.session,
+                DailyBar.source,
+                DailyBar.instrument,
+                DailyBar.fetched_at,
+            ).where(
+                tuple_(DailyBar.symbol, DailyBar.session).in_(
+                    keys[start : start + _SYMBOLS_PER_QUERY]
+                )
+            )
         )
-    )
-    return {row[0]: Provenance(row[1], row[2], row[3], row[4]) for row in rows}
+        found.update({row[0]: Provenance(row[1], row[2], row[3], row[4]) for row in rows})
+    return found
 
 
 def read_bars(
@@ -254,15 +400,22 @@ def read_bars(
     return list(session.scalars(query.order_by(DailyBar.session)))
 
 
+def _epoch_days(session: Session) -> Any:
+    """``DailyBar.session`` as an integer count of days since 1970-01-01, so that a
+    panel's dates arrive as plain integers (no per-row date objects)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return DailyBar.session - literal(date(1970, 1, 1))
+    return cast(func.julianday(DailyBar.session) - 2440587.5, Integer)
+
+
 def load_panel(session: Session, symbols: Sequence[str], *, tail: int | None = None) -> ClosePanel:
     """Load the stored closes of ``symbols`` as a right-aligned :class:`ClosePanel`.
 
-    With ``tail`` only each symbol's newest ``tail`` sessions are read (the daily path).
+    With ``tail`` only each symbol's newest ``tail`` sessions are read. The rows come
+    back as three columns (symbol, epoch day, close) turned into arrays at once.
     """
-    columns: dict[str, tuple[list[date], list[float]]] = {s: ([], []) for s in symbols}
-    query = select(DailyBar.symbol, DailyBar.session, DailyBar.close).where(
-        DailyBar.symbol.in_(symbols)
-    )
+    days = _epoch_days(session)
+    query = select(DailyBar.symbol, days, DailyBar.close).where(DailyBar.symbol.in_(symbols))
     if tail is not None:
         ranked = (
             select(
@@ -280,18 +433,26 @@ def load_panel(session: Session, symbols: Sequence[str], *, tail: int | None = N
                 select(ranked.c.symbol, ranked.c.session).where(ranked.c.age <= tail)
             )
         )
-    for symbol, day, close in session.execute(
-        query.order_by(DailyBar.symbol, DailyBar.session)
-    ).tuples():
-        dates, closes = columns[symbol]
-        dates.append(day)
-        closes.append(close)
-    width = max((len(dates) for dates, _ in columns.values()), default=0)
+    # The driver's own rows (plain tuples) straight from the cursor: no Row objects,
+    # no per-row type processing (the columns are already plain str, int and float).
+    result = session.connection().execute(query.order_by(DailyBar.symbol, DailyBar.session))
+    rows: Sequence[tuple[str, int, float]] = result.cursor.fetchall()
+    result.close()
+    names, day_numbers, values = zip(*rows, strict=True) if rows else ((), (), ())
+    all_days = np.array(day_numbers, dtype=np.int64).astype("datetime64[D]")
+    all_closes = np.array(values, dtype=np.float64)
+    spans: dict[str, tuple[int, int]] = {}
+    begin = 0
+    for name, group in itertools.groupby(names):
+        length = sum(1 for _ in group)
+        spans[name] = (begin, begin + length)
+        begin += length
+    width = max((end - start for start, end in spans.values()), default=0)
     matrix = np.full((len(symbols), width), np.nan, dtype=np.float64)
     sessions = np.full((len(symbols), width), np.datetime64("NaT"), dtype="datetime64[D]")
     for row, symbol in enumerate(symbols):
-        dates, closes = columns[symbol]
-        if dates:
-            matrix[row, width - len(closes) :] = closes
-            sessions[row, width - len(dates) :] = np.array(dates, dtype="datetime64[D]")
+        if symbol in spans:
+            start, end = spans[symbol]
+            matrix[row, width - (end - start) :] = all_closes[start:end]
+            sessions[row, width - (end - start) :] = all_days[start:end]
     return ClosePanel(list(symbols), matrix, sessions)

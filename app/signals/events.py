@@ -6,17 +6,21 @@ their outbox rows land with the bars that caused them, or not at all.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from app.market import repository as market
+from app.market.bars import Bar
 from app.signals import analysis as an
-from app.signals import repository
+from app.signals import daily_path, repository
 from app.signals.analysis import DEFAULT_RULE, DEFAULT_TURNS, Rule
 from app.signals.models import Event, event_id
 
@@ -29,13 +33,13 @@ def _event(
     *,
     live: bool,
     now: datetime,
-    provenance: market.Provenance | None,
+    provenance: tuple[str | None, str] | None,
 ) -> Event:
     data: dict[str, Any] = {
         "session": fact.session.isoformat(),
         **fact.data,
-        "source": provenance.source if provenance else None,
-        "instrument": provenance.instrument if provenance else symbol,
+        "source": provenance[0] if provenance else None,
+        "instrument": provenance[1] if provenance else symbol,
     }
     return Event(
         id=event_id(symbol, fact.rule, fact.type, fact.session),
@@ -47,6 +51,75 @@ def _event(
         data=data,
         created_at=now,
     )
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one write did to a symbol's closes: the input of detection.
+
+    ``previous_last``: the newest session stored before the write (None: a backfill).
+    ``recheck_from``: set when stored closes were revised, where stored events are
+    checked against the new data. ``version``: the symbol's data version after the
+    write. ``appended``: the write's new sessions when it only appended after
+    ``previous_last`` (what the daily path steps through), with their ``source`` and
+    ``instrument``.
+    """
+
+    symbol: str
+    previous_last: date | None
+    recheck_from: date | None = None
+    version: int | None = None
+    appended: Sequence[Bar] = ()
+    source: str | None = None
+    instrument: str | None = None
+
+
+class CarriedStates:
+    """The daily path's memory: each symbol's :class:`~app.signals.daily_path.Carried`
+    state after the last write this process detected on.
+
+    A state is used only if the symbol's data version is exactly the one after that
+    write (any other write, from any process, bumps it), the write only appended
+    sessions, and the state covers every rule asked for; anything else takes the full
+    path, which seeds the state again. States change only when the write's transaction
+    commits: a rolled-back write leaves the symbol without state (full path next time).
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, daily_path.Carried] = {}
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def usable(self, change: Change, rules: Sequence[Rule]) -> daily_path.Carried | None:
+        state = self._states.get(change.symbol)
+        if (
+            state is None
+            or change.version is None
+            or state.version != change.version - 1
+            or change.recheck_from is not None
+            or change.previous_last is None
+            or state.last != change.previous_last
+            or not change.appended
+            or not state.serves(rules)
+        ):
+            return None
+        sessions = [bar.session for bar in change.appended]
+        if sessions[0] <= state.last or any(b <= a for a, b in itertools.pairwise(sessions)):
+            return None
+        return state
+
+    def stage(self, session: Session, updates: dict[str, daily_path.Carried | None]) -> None:
+        """Replace the states of ``updates`` once ``session`` commits (drop them now)."""
+        for symbol in updates:
+            self._states.pop(symbol, None)
+        ready = {symbol: state for symbol, state in updates.items() if state is not None}
+        if ready:
+
+            def committed(_session: Session) -> None:
+                self._states.update(ready)
+
+            sqlalchemy_event.listen(session, "after_commit", committed, once=True)
 
 
 def detect_and_record(
@@ -62,53 +135,131 @@ def detect_and_record(
 
     Events on sessions after ``previous_last`` (the newest session stored before this
     write) are ``live``; everything found in older history (a backfill) is not.
-    ``recheck_from``, set when
-    stored closes were revised, is where stored events are checked against the new data.
-    Returns the new events, retractions included, oldest first.
+    ``recheck_from``, set when stored closes were revised, is where stored events are
+    checked against the new data. Returns the new events, retractions included.
+    This is the full recompute over the symbol's whole history.
     """
-    panel = market.load_panel(session, [symbol])
-    provenance = market.newest_provenance(session, [symbol]).get(symbol)
+    change = Change(symbol, previous_last, recheck_from)
+    return detect_many(session, [change], now=now, rules=rules)[symbol]
+
+
+def detect_many(
+    session: Session,
+    changes: Sequence[Change],
+    *,
+    now: datetime,
+    rules: Iterable[Rule] = (),
+    carried: CarriedStates | None = None,
+) -> dict[str, list[Event]]:
+    """Detection after a write of many symbols: the events each symbol's write added.
+
+    A symbol whose write only appended sessions, and whose state after the previous
+    write is in ``carried`` at the data version just before this write, takes the daily
+    path: the kernel's :func:`~app.signals.kernel.advance` over the carried state and
+    the newest closes, ``O(slow)`` per session whatever the history length. Every
+    other symbol (a backfill, a revision, a rule or a process new to it) takes the
+    full path: its whole history through the kernel, in chunks of symbols. Both give
+    the same events; the full path then seeds ``carried`` (once the transaction
+    commits). Events are inserted with one bulk statement.
+    """
     all_rules = list(dict.fromkeys([DEFAULT_RULE, *rules]))
-    facts: list[an.Fact] = []
-    history = int(np.count_nonzero(~np.isnan(panel.closes)))
-    for index, rule in enumerate(all_rules):
-        if rule.slow > history:
-            continue
-        analysis = an.analyse(panel, rule, DEFAULT_TURNS)
-        facts.extend(
-            fact
-            for fact in an.facts_of(analysis, 0)
-            # Turns do not depend on the crossover rule: take them from the first.
-            if index == 0 or fact.rule == rule.key
-        )
-    wanted = [
-        _event(
-            symbol,
-            fact,
-            live=previous_last is not None and fact.session > previous_last,
-            now=now,
-            provenance=provenance,
-        )
-        for fact in facts
-    ]
-    fresh = repository.insert_new(session, wanted)
-    retractions = (
-        _retract(session, symbol, wanted, recheck_from, now, [r.key for r in all_rules])
-        if recheck_from is not None
-        else []
-    )
+    daily: list[tuple[Change, daily_path.Carried]] = []
+    full: list[Change] = []
+    for change in changes:
+        entry = carried.usable(change, all_rules) if carried is not None else None
+        if entry is not None:
+            daily.append((change, entry))
+        else:
+            full.append(change)
+    wanted: dict[str, list[Event]] = {change.symbol: [] for change in changes}
+    updates: dict[str, daily_path.Carried | None] = {}
+    if daily:
+        stepped = daily_path.step([(c.appended, entry) for c, entry in daily], all_rules)
+        for change, (found, entry) in zip((c for c, _ in daily), stepped, strict=True):
+            written = (change.source, change.instrument or change.symbol)
+            wanted[change.symbol] = [
+                _event(change.symbol, fact, live=True, now=now, provenance=written)
+                for fact in found
+            ]
+            updates[change.symbol] = replace(entry, version=change.version)
+    for begin in range(0, len(full), _FULL_CHUNK):
+        chunk = full[begin : begin + _FULL_CHUNK]
+        facts, seeded = _full_facts(session, chunk, all_rules, keep=carried is not None)
+        provenance = market.newest_provenance(session, [c.symbol for c in chunk])
+        for change in chunk:
+            newest = provenance.get(change.symbol)
+            wanted[change.symbol] = [
+                _event(
+                    change.symbol,
+                    fact,
+                    live=change.previous_last is not None and fact.session > change.previous_last,
+                    now=now,
+                    provenance=(newest.source, newest.instrument) if newest else None,
+                )
+                for fact in facts[change.symbol]
+            ]
+            updates[change.symbol] = (
+                replace(seeded[change.symbol], version=change.version)
+                if change.symbol in seeded and change.version is not None
+                else None
+            )
+    fresh = repository.insert_new(session, [e for events in wanted.values() for e in events])
+    fresh_by_symbol: dict[str, list[Event]] = {change.symbol: [] for change in changes}
     for event in fresh:
+        fresh_by_symbol[event.symbol].append(event)
         log.info(
             "event",
             extra={
                 "id": event.id,
                 "type": event.type,
-                "symbol": symbol,
+                "symbol": event.symbol,
                 "session": str(event.session),
                 "live": event.live,
             },
         )
-    return [*fresh, *retractions]
+    keys = [r.key for r in all_rules]
+    for change in changes:
+        if change.recheck_from is not None:
+            fresh_by_symbol[change.symbol].extend(
+                _retract(
+                    session, change.symbol, wanted[change.symbol], change.recheck_from, now, keys
+                )
+            )
+    if carried is not None:
+        carried.stage(session, updates)
+    return fresh_by_symbol
+
+
+# Symbols per full-history kernel run: bounds the matrices in memory.
+_FULL_CHUNK = 500
+
+
+def _full_facts(
+    session: Session, changes: Sequence[Change], all_rules: Sequence[Rule], *, keep: bool
+) -> tuple[dict[str, list[an.Fact]], dict[str, daily_path.Carried]]:
+    """Every fact of each symbol's whole history, and (``keep``) its carried state."""
+    symbols = [change.symbol for change in changes]
+    panel = market.load_panel(session, symbols)
+    lengths = np.count_nonzero(~np.isnan(panel.closes), axis=1)
+    facts: dict[str, list[an.Fact]] = {symbol: [] for symbol in symbols}
+    analyses: dict[str, an.Analysis] = {}
+    for index, rule in enumerate(all_rules):
+        rows = np.flatnonzero(lengths >= rule.slow)
+        if not rows.size:
+            continue
+        analysis = an.analyse(panel, rule, DEFAULT_TURNS)
+        analyses[rule.key] = analysis
+        for row in rows.tolist():
+            facts[symbols[row]].extend(
+                fact
+                for fact in an.facts_of(analysis, row)
+                # Turns do not depend on the crossover rule: take them from the first.
+                if index == 0 or fact.rule == rule.key
+            )
+    for symbol in symbols:
+        facts[symbol].sort(key=lambda fact: (fact.session, fact.type))
+    seeded = daily_path.seed(panel, all_rules, analyses) if keep else {}
+    return facts, seeded
 
 
 def _retract(

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
 
-from app.api.deps import ReadSession, ServicesDep
+from app.api.deps import ReadSession, Services, ServicesDep
 from app.api.problems import problem_responses
 from app.errors import InvalidInput, NotFound
 from app.market import repository as market
 from app.market.csvfile import format_bars
 from app.signals import repository, service
-from app.signals.analysis import Rule, TurnRule
+from app.signals.analysis import DEFAULT_RULE, Rule, TurnRule
 from app.signals.schemas import (
     BarList,
     BarOut,
@@ -51,30 +54,80 @@ def _book(request: Request) -> service.SignalBook:
     return book
 
 
+def _services(request: Request) -> Services:
+    """The app's services, read directly: as a (sync) dependency it would cost a hop to
+    the thread pool on every request of these hot routes."""
+    services: Services = request.app.state.services
+    return services
+
+
+def _rendered(
+    request: Request, services: Services, key: Hashable, render: Callable[[Session], bytes]
+) -> bytes:
+    """The body under ``key`` of the current snapshot, rendered once per data change."""
+    book = _book(request)
+    with services.db.transaction(write=False) as session:
+        snapshot = book.snapshot(session)
+        body = snapshot.bodies.get(key)
+        if body is None:
+            body = render(session)
+            snapshot.bodies[key] = body
+    return body
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
 @router.get("/signals", response_model=SignalList, summary="Current signals of every symbol")
-def list_signals(request: Request, services: ServicesDep, session: ReadSession) -> SignalList:
-    signals = service.all_signals(_book(request), session, services.clock())
-    return SignalList.model_validate({"signals": signals})
+async def list_signals(request: Request) -> Response:
+    """Served from memory: the body is rendered once per data change (and session)."""
+    services = _services(request)
+    book = _book(request)
+    now = services.clock()
+    key = ("signals", book.expected_session(now))
+    body = book.cached_body(key)
+    if body is None:
+
+        def render(session: Session) -> bytes:
+            signals = service.all_signals(book, session, now)
+            return SignalList.model_validate({"signals": signals}).model_dump_json().encode()
+
+        body = await run_in_threadpool(_rendered, request, services, key, render)
+    return _json(body)
 
 
 @router.get("/signals/{symbol}", response_model=Signal, summary="Current signal of one symbol")
-def get_signal(
+async def get_signal(
     symbol: SymbolPath,
     request: Request,
-    services: ServicesDep,
-    session: ReadSession,
     fast: Fast = 50,
     slow: Slow = 200,
     type: Kind = "sma",
-) -> Signal:
-    signal = service.one_signal(
-        _book(request),
-        session,
-        service.normalise(symbol),
-        _rule(fast, slow, type),
-        services.clock(),
-    )
-    return Signal.model_validate(signal)
+) -> Response:
+    """The default rule is served from memory like ``/v1/signals``; others on demand."""
+    services = _services(request)
+    book = _book(request)
+    now = services.clock()
+    name = service.normalise(symbol)
+    rule = _rule(fast, slow, type)
+    key = ("signal", name, book.expected_session(now), rule)
+
+    def render(session: Session) -> bytes:
+        signal = service.one_signal(book, session, name, rule, now)
+        return Signal.model_validate(signal).model_dump_json().encode()
+
+    if rule != DEFAULT_RULE:
+        return _json(await run_in_threadpool(_read, services, render))
+    body = book.cached_body(key)
+    if body is None:
+        body = await run_in_threadpool(_rendered, request, services, key, render)
+    return _json(body)
+
+
+def _read(services: Services, render: Callable[[Session], bytes]) -> bytes:
+    with services.db.transaction(write=False) as session:
+        return render(session)
 
 
 @router.get("/symbols", response_model=SymbolList, summary="Tracked symbols")

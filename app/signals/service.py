@@ -3,13 +3,16 @@ rules on demand, crosses, turns, compare and scan."""
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
@@ -17,14 +20,21 @@ from app.market import calendar, repository
 from app.signals import analysis as an
 from app.signals.analysis import DEFAULT_RULE, DEFAULT_TURNS, Analysis, Rule, TurnRule
 
+# How long a verified data fingerprint is trusted by the cached ``/v1/signals`` bodies:
+# a write by another process is served within this many seconds (writes in this
+# process are seen at once).
+RECHECK_SECONDS = 0.5
+
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Default-rule analysis of every tracked symbol at one data version."""
+    """Default-rule analysis of every tracked symbol at one data version, and the
+    response bodies rendered from it (by key, e.g. the expected session)."""
 
     fingerprint: dict[str, int]
     analysis: Analysis
     provenance: dict[str, repository.Provenance]
+    bodies: dict[Hashable, bytes] = field(default_factory=dict, compare=False)
 
     def row(self, symbol: str) -> int:
         try:
@@ -36,21 +46,44 @@ class Snapshot:
 class SignalBook:
     """Default-rule signals computed once per data change and served from memory.
 
-    Each read compares the symbols' data versions (one small query) with the cached
-    snapshot's, so a poll in another process is seen at the next request.
+    :meth:`snapshot` compares the symbols' data versions (one small query) with the
+    cached snapshot's, so a poll in another process is seen at the next request. The
+    hot read routes go further: :meth:`cached_body` hands out the serialized response
+    without touching the store while the fingerprint was verified less than
+    ``recheck_seconds`` ago. Any write committed through an engine the book has read
+    from (this process) forces the next read to verify again, and a poll in this
+    process drops the snapshot (:meth:`invalidate`).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self._recheck_seconds = recheck_seconds
+        self._monotonic = monotonic
+        self._verified_at = -math.inf
+        self._watched: set[int] = set()
+        self._expected: tuple[date, datetime, datetime] | None = None
 
     def invalidate(self) -> None:
         self._snapshot = None
+        self._verified_at = -math.inf
+
+    def recheck(self) -> None:
+        """Make the next read verify the fingerprint (data may have changed)."""
+        self._verified_at = -math.inf
 
     def snapshot(self, session: Session) -> Snapshot:
+        self._watch(session.get_bind())
+        checked_at = self._monotonic()
         fingerprint = repository.data_versions(session)
         current = self._snapshot
         if current is not None and current.fingerprint == fingerprint:
+            self._verified_at = checked_at
             return current
         with self._lock:
             current = self._snapshot
@@ -64,7 +97,48 @@ class SignalBook:
                 provenance=repository.newest_provenance(session, symbols),
             )
             self._snapshot = fresh
+            self._verified_at = checked_at
             return fresh
+
+    def cached_body(self, key: Hashable) -> bytes | None:
+        """The body rendered under ``key`` if the data was verified recently enough."""
+        current = self._snapshot
+        if current is None or self._monotonic() - self._verified_at > self._recheck_seconds:
+            return None
+        return current.bodies.get(key)
+
+    def expected_session(self, now: datetime) -> date:
+        """The newest closed session at ``now`` (cached until the next session closes)."""
+        cached = self._expected
+        if cached is not None and cached[1] <= now < cached[2]:
+            return cached[0]
+        expected = calendar.last_closed_session(now)
+        self._expected = (
+            expected,
+            calendar.session_close(expected),
+            calendar.session_close(calendar.next_session(expected)),
+        )
+        return expected
+
+    def _watch(self, bind: Engine | Connection) -> None:
+        """Recheck after every write committed through ``bind``'s engine."""
+        engine = bind.engine
+        if id(engine) in self._watched:
+            return
+        self._watched.add(id(engine))
+
+        def executed(
+            conn: Connection, _cursor: Any, _stmt: Any, _params: Any, context: Any, _many: bool
+        ) -> None:
+            if context.isinsert or context.isupdate or context.isdelete:
+                conn.info["crosswatch_wrote"] = True
+
+        def committed(conn: Connection) -> None:
+            if conn.info.pop("crosswatch_wrote", False):
+                self.recheck()
+
+        event.listen(engine, "after_cursor_execute", executed)
+        event.listen(engine, "commit", committed)
 
 
 def normalise(symbol: str) -> str:
@@ -92,7 +166,7 @@ def _signal(
 
 def all_signals(book: SignalBook, session: Session, now: datetime) -> list[dict[str, Any]]:
     snap = book.snapshot(session)
-    expected = calendar.last_closed_session(now)
+    expected = book.expected_session(now)
     result = []
     for row, symbol in enumerate(snap.analysis.panel.symbols):
         signal = _signal(snap.analysis, row, snap.provenance.get(symbol), expected)
@@ -132,7 +206,7 @@ def one_signal(
     book: SignalBook, session: Session, symbol: str, rule: Rule, now: datetime
 ) -> dict[str, Any]:
     analysis, row, provenance = _single(book, session, symbol, rule, DEFAULT_TURNS)
-    signal = _signal(analysis, row, provenance, calendar.last_closed_session(now))
+    signal = _signal(analysis, row, provenance, book.expected_session(now))
     assert signal is not None
     return signal
 

@@ -1,0 +1,376 @@
+"""The daily path of detection: each symbol's kernel state carried from one write to the
+next, advanced one session at a time.
+
+Pure (no database): :func:`seed` takes the state out of a full-history analysis,
+:func:`step` advances it by the sessions a write appended and returns the facts those
+sessions imply. The work per session is the kernel's :func:`~app.signals.kernel.advance`
+over the newest ``slow`` closes of all the symbols at once: it does not grow with the
+history. The facts are exactly those :func:`app.signals.analysis.facts_of` finds on the
+same sessions of the full history: the kernel's daily path reproduces the full
+recompute bit for bit, and the rest is carried here:
+
+- the ``cross_approaching`` rule ("in a death regime, the gap narrowed to within 1%
+  after having been wider, once per regime") as two flags per rule, *armed* (a wide gap
+  seen in this death regime, no approach yet) and *done* (an approach recorded);
+- the date and close of each session the zigzag state points at (a turn's extreme
+  may lie years back), and the previous turn's extreme close (its ``change_pct``);
+- the newest closes (the tail ``advance`` needs).
+
+Positions count stored sessions from the symbol's first one, so each symbol keeps its
+own frame; :func:`step` shifts them into one frame to advance many symbols together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import date
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app.market.bars import Bar
+from app.market.repository import ClosePanel
+from app.signals import kernel
+from app.signals.analysis import (
+    APPROACH_GAP_PCT,
+    CROSS_TYPES,
+    DEFAULT_TURNS,
+    TURN_TYPES,
+    Analysis,
+    Fact,
+    Rule,
+    num,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+# DailyState fields holding session positions (-1, or ``sessions`` for ``first``, mean
+# none): shifted between a symbol's own frame and a batch's common frame.
+_POSITIONS = ("first", "last_cross", "peak_index")
+_ZIGZAG_POSITIONS = ("extreme_index", "high_index", "low_index")
+
+
+@dataclass(frozen=True)
+class Carried:
+    """One symbol's detection state after its newest stored session.
+
+    ``version``: the symbol's data version this state reflects (None until known).
+    ``last``/``count``: newest stored session and the number of stored sessions.
+    ``tail``: the newest closes, oldest first (at least the largest slow window).
+    ``states``: the kernel's one-row :class:`~app.signals.kernel.DailyState` per rule
+    key, positions counted from the symbol's first session. ``approach``: per rule key,
+    the (armed, done) flags of ``cross_approaching`` in the current death regime.
+    ``extremes``: (session, close) of each position the zigzag state points at.
+    ``last_turn_close``: the newest confirmed turn's extreme close (NaN: none yet).
+    """
+
+    version: int | None
+    last: date
+    count: int
+    tail: FloatArray
+    states: dict[str, kernel.DailyState]
+    approach: dict[str, tuple[bool, bool]]
+    extremes: dict[int, tuple[date, float]]
+    last_turn_close: float
+
+    def serves(self, rules: Sequence[Rule]) -> bool:
+        """Whether this state can advance every rule in ``rules``."""
+        return all(rule.key in self.states for rule in rules) and self.tail.size >= max(
+            rule.slow for rule in rules
+        )
+
+
+def _shift(
+    state: kernel.DailyState, rows: IntArray, delta: IntArray, sessions: int
+) -> kernel.DailyState:
+    """The ``rows`` of ``state`` with their positions moved by ``delta`` (per row)."""
+
+    def moved(values: IntArray) -> IntArray:
+        taken = values[rows]
+        return np.where(taken >= 0, taken + delta, taken).astype(np.int64)
+
+    zigzag = state.zigzag
+    zigzag_values: dict[str, Any] = {
+        f.name: (
+            moved(getattr(zigzag, f.name))
+            if f.name in _ZIGZAG_POSITIONS
+            else getattr(zigzag, f.name)[rows].copy()
+        )
+        for f in fields(zigzag)
+    }
+    changed: dict[str, Any] = {
+        f.name: moved(getattr(state, f.name))
+        if f.name in _POSITIONS
+        else getattr(state, f.name)[rows].copy()
+        for f in fields(state)
+        if isinstance(getattr(state, f.name), np.ndarray)
+    }
+    return replace(state, sessions=sessions, zigzag=kernel.ZigzagState(**zigzag_values), **changed)
+
+
+def _concat(
+    states: Sequence[kernel.DailyState], delta: IntArray, sessions: int
+) -> kernel.DailyState:
+    """One state of many one-row states, positions moved by ``delta`` (per row)."""
+    first = states[0]
+    zigzag = kernel.ZigzagState(
+        **{
+            f.name: np.concatenate([getattr(s.zigzag, f.name) for s in states])
+            for f in fields(first.zigzag)
+        }
+    )
+    arrays: dict[str, Any] = {
+        f.name: np.concatenate([getattr(s, f.name) for s in states])
+        for f in fields(first)
+        if isinstance(getattr(first, f.name), np.ndarray)
+    }
+    joined = replace(first, zigzag=zigzag, **arrays)
+    return _shift(joined, np.arange(len(states)), delta, sessions)
+
+
+def _approach_flags(regime: npt.NDArray[np.int8], gap: FloatArray) -> tuple[bool, bool]:
+    """(armed, done) after the newest session, as :func:`approaching_indices` sees it."""
+    if regime.size == 0 or regime[-1] != -1:
+        return False, False
+    outside = np.flatnonzero(regime != -1)
+    begin = int(outside[-1]) + 1 if outside.size else 0
+    gaps = np.nan_to_num(gap[begin:], nan=0.0)
+    wide = np.flatnonzero(gaps < -APPROACH_GAP_PCT)
+    if not wide.size:
+        return False, False
+    if np.flatnonzero(gaps[int(wide[0]) :] >= -APPROACH_GAP_PCT).size:
+        return False, True
+    return True, False
+
+
+def seed(
+    panel: ClosePanel, rules: Sequence[Rule], analyses: dict[str, Analysis]
+) -> dict[str, Carried]:
+    """The carried state of every symbol of ``panel`` long enough for every rule.
+
+    ``analyses``: the full-history analysis of ``panel`` under each rule's key (the
+    first rule's turns are the turns).
+    """
+    if any(rule.key not in analyses for rule in rules):
+        return {}
+    closes = panel.closes
+    width = closes.shape[1]
+    lengths = np.count_nonzero(~np.isnan(closes), axis=1).astype(np.int64)
+    longest = max(rule.slow for rule in rules)
+    rows = np.flatnonzero(lengths >= longest).astype(np.int64)
+    if not rows.size:
+        return {}
+    offsets = width - lengths[rows]
+    states = {
+        rule.key: kernel.state_from_full(
+            closes[rows],
+            rule.fast,
+            rule.slow,
+            rule.kind,
+            DEFAULT_TURNS.decline,
+            DEFAULT_TURNS.rebound,
+        )
+        for rule in rules
+    }
+    turns = analyses[rules[0].key].turns
+    last_turn: dict[int, float] = {}
+    for row, close in zip(turns.symbol.tolist(), turns.close.tolist(), strict=True):
+        last_turn[row] = close  # sorted by (symbol, session): the newest wins
+    seeded: dict[str, Carried] = {}
+    for position, row in enumerate(rows.tolist()):
+        count = int(lengths[row])
+        offset = int(offsets[position])
+        own = {
+            key: _shift(state, np.array([position]), np.array([-offset]), count)
+            for key, state in states.items()
+        }
+        zigzag = own[rules[0].key].zigzag
+        extremes = {}
+        for name in _ZIGZAG_POSITIONS:
+            index = int(getattr(zigzag, name)[0])
+            if index >= 0:
+                day: date = panel.sessions[row, index + offset].astype(object)
+                extremes[index] = (day, float(closes[row, index + offset]))
+        approach = {}
+        for rule in rules:
+            signals = analyses[rule.key].signals
+            approach[rule.key] = _approach_flags(
+                signals.regime[row], (signals.fast_ma[row] / signals.slow_ma[row] - 1.0) * 100.0
+            )
+        newest: date = panel.sessions[row, width - 1].astype(object)
+        seeded[panel.symbols[row]] = Carried(
+            version=None,
+            last=newest,
+            count=count,
+            tail=closes[row, width - longest :].copy(),
+            states=own,
+            approach=approach,
+            extremes=extremes,
+            last_turn_close=last_turn.get(row, float("nan")),
+        )
+    return seeded
+
+
+def step(
+    items: Sequence[tuple[Sequence[Bar], Carried]], rules: Sequence[Rule]
+) -> list[tuple[list[Fact], Carried]]:
+    """Advance each carried state by its appended bars (newer than ``last``, in order).
+
+    Returns, per item, the facts on the appended sessions and the state after them.
+    """
+    current = [entry for _, entry in items]
+    found: list[list[Fact]] = [[] for _ in items]
+    longest = max(len(bars) for bars, _ in items)
+    for position in range(longest):
+        active = [i for i, (bars, _) in enumerate(items) if len(bars) > position]
+        advanced = _advance(
+            [current[i] for i in active], [items[i][0][position] for i in active], rules
+        )
+        for i, (facts, entry) in zip(active, advanced, strict=True):
+            found[i].extend(facts)
+            current[i] = entry
+    for facts in found:
+        facts.sort(key=lambda fact: (fact.session, fact.type))
+    return list(zip(found, current, strict=True))
+
+
+def _advance(
+    entries: Sequence[Carried], bars: Sequence[Bar], rules: Sequence[Rule]
+) -> list[tuple[list[Fact], Carried]]:
+    """One new session for every entry (one bar each): facts and next states."""
+    counts = np.array([entry.count for entry in entries], dtype=np.int64)
+    top = int(counts.max())
+    offsets = top - counts
+    closes = np.array([bar.close for bar in bars], dtype=np.float64)
+    facts: list[list[Fact]] = [[] for _ in entries]
+    states: list[dict[str, kernel.DailyState]] = [{} for _ in entries]
+    approach: list[dict[str, tuple[bool, bool]]] = [dict(e.approach) for e in entries]
+    extremes = [e.extremes for e in entries]
+    turn_closes = [e.last_turn_close for e in entries]
+    for index, rule in enumerate(rules):
+        tail = np.empty((len(entries), rule.slow))
+        for row, entry in enumerate(entries):
+            tail[row, :-1] = entry.tail[entry.tail.size - rule.slow + 1 :]
+        tail[:, -1] = closes
+        before = _concat([e.states[rule.key] for e in entries], offsets, top)
+        after, latest = kernel.advance(before, tail)
+        for row, entry in enumerate(entries):
+            states[row][rule.key] = _shift(
+                after, np.array([row]), np.array([-offsets[row]]), entry.count + 1
+            )
+            facts[row].extend(_crossing(rule, latest, row, bars[row], entry.count + 1))
+            armed, done = approach[row][rule.key]
+            regime = int(latest.regime[row])
+            gap = float(latest.gap_pct[row])
+            if regime != -1:
+                armed = done = False
+            elif int(before.regime[row]) != -1:
+                armed, done = gap < -APPROACH_GAP_PCT, False
+            elif armed and gap >= -APPROACH_GAP_PCT:
+                facts[row].append(
+                    _approaching(rule, latest, row, tail[row], bars[row], entry.count + 1)
+                )
+                armed, done = False, True
+            elif not done and gap < -APPROACH_GAP_PCT:
+                armed = True
+            approach[row][rule.key] = (armed, done)
+            if index == 0 and latest.turn[row] != 0:
+                at = int(latest.turn_session[row]) - int(offsets[row])
+                day, close = extremes[row][at]
+                change = (np.float64(close) / np.float64(turn_closes[row]) - 1.0) * 100.0
+                facts[row].append(
+                    Fact(
+                        TURN_TYPES[int(latest.turn[row])],
+                        bars[row].session,
+                        DEFAULT_TURNS.key,
+                        {
+                            "extreme_session": day.isoformat(),
+                            "extreme_close": close,
+                            "close": float(bars[row].close),
+                            "change_pct": num(change),
+                            "sessions_to_confirm": entry.count - at,
+                            "rule": {
+                                "decline_pct": DEFAULT_TURNS.decline * 100,
+                                "rebound_pct": DEFAULT_TURNS.rebound * 100,
+                            },
+                        },
+                    )
+                )
+                turn_closes[row] = close
+    result = []
+    for row, entry in enumerate(entries):
+        zigzag = states[row][rules[0].key].zigzag
+        tracked = {}
+        for name in _ZIGZAG_POSITIONS:
+            at = int(getattr(zigzag, name)[0])
+            if at == entry.count:
+                tracked[at] = (bars[row].session, float(bars[row].close))
+            elif at >= 0:
+                tracked[at] = extremes[row][at]
+        result.append(
+            (
+                facts[row],
+                Carried(
+                    version=entry.version,
+                    last=bars[row].session,
+                    count=entry.count + 1,
+                    tail=np.append(entry.tail[1:], closes[row]),
+                    states=states[row],
+                    approach=approach[row],
+                    extremes=tracked,
+                    last_turn_close=turn_closes[row],
+                ),
+            )
+        )
+    return result
+
+
+def _crossing(rule: Rule, latest: kernel.Latest, row: int, bar: Bar, seen: int) -> list[Fact]:
+    cross = int(latest.cross[row])
+    if cross == 0:
+        return []
+    return [
+        Fact(
+            CROSS_TYPES[cross],
+            bar.session,
+            rule.key,
+            {
+                "close": float(bar.close),
+                "fast_value": float(latest.fast_ma[row]),
+                "slow_value": float(latest.slow_ma[row]),
+                "rule": rule.as_dict(),
+                "sessions_seen": seen,
+            },
+        )
+    ]
+
+
+def _approaching(
+    rule: Rule, latest: kernel.Latest, row: int, tail: FloatArray, bar: Bar, seen: int
+) -> Fact:
+    fast, slow = latest.fast_ma[row], latest.slow_ma[row]
+    # The trigger close of this one row, as the full path computes it: the kernel's
+    # SMA trigger sums with a reduction whose rounding depends on how many rows it sees.
+    if rule.kind == "sma":
+        trigger = kernel.trigger_close_sma(tail[None, :], rule.fast, rule.slow)[0]
+    else:
+        trigger = kernel.trigger_close_ema(
+            latest.fast_ma[row : row + 1], latest.slow_ma[row : row + 1], rule.fast, rule.slow
+        )[0]
+    return Fact(
+        "cross_approaching",
+        bar.session,
+        rule.key,
+        {
+            "close": float(bar.close),
+            "gap_pct": float((fast / slow - 1.0) * 100.0),
+            "fast_value": float(fast),
+            "slow_value": float(slow),
+            "trigger_close": num(trigger),
+            "rule": rule.as_dict(),
+            "sessions_seen": seen,
+        },
+    )

@@ -1,0 +1,151 @@
+"""``/v1/signals`` served from memory: rendered once per data change, and still fresh.
+
+A write in this process is seen at the next request; a write by another process (here:
+another engine on the same store) within ``recheck_seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from app.api.app import create_app
+from app.db.engine import Database
+from app.jobs import ingest
+from app.market.bars import Bar
+from app.market.service import read_csv_file
+from app.settings import Settings
+from app.signals import service
+from app.signals.schemas import SignalList
+from tests.conftest import data_file
+
+NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
+LAST = date(2026, 8, 21)
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(db: Database) -> Database:
+    bars = read_csv_file(data_file("rut_daily.csv"))
+    with db.transaction() as session:
+        ingest.store_and_detect(
+            session,
+            "^RUT",
+            [b for b in bars if b.session < LAST],
+            source="import",
+            clock=lambda: NOW,
+        )
+    return db
+
+
+@pytest.fixture
+def ticks() -> Ticks:
+    return Ticks()
+
+
+@pytest.fixture
+def client(store: Database, settings: Settings, ticks: Ticks) -> Iterator[TestClient]:
+    app = create_app(settings, clock=lambda: NOW)
+    with TestClient(app) as test_client:
+        app.state.signal_book = service.SignalBook(monotonic=ticks)
+        yield test_client
+
+
+def _statements(db: Database) -> list[str]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def _append(db: Database, close: float) -> None:
+    """A write through another engine: what a poll in another process looks like."""
+    with db.transaction() as session:
+        ingest.store_and_detect(
+            session, "^RUT", [Bar(LAST, close)], source="yahoo", clock=lambda: NOW
+        )
+
+
+def test_the_body_is_what_the_schema_renders_and_is_rendered_once(
+    client: TestClient, store: Database
+) -> None:
+    first = client.get("/v1/signals")
+    assert first.headers["content-type"] == "application/json"
+    book: service.SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
+    with store.transaction(write=False) as session:
+        expected = SignalList.model_validate(
+            {"signals": service.all_signals(service.SignalBook(), session, NOW)}
+        ).model_dump(mode="json")
+    assert first.json() == expected
+    assert first.json()["signals"][0]["session"] == "2026-08-20"
+    again = client.get("/v1/signals")
+    assert again.content == first.content
+    key = ("signals", book.expected_session(NOW))
+    assert book.cached_body(key) == first.content
+
+
+def test_a_write_elsewhere_is_seen_after_the_recheck_interval(
+    client: TestClient, store: Database, ticks: Ticks
+) -> None:
+    before = client.get("/v1/signals").json()["signals"][0]
+    one_before = client.get("/v1/signals/%5ERUT").json()
+    _append(store, 2300.0)
+    # Within the interval the cached body is served without asking the store.
+    assert client.get("/v1/signals").json()["signals"][0] == before
+    assert client.get("/v1/signals/%5ERUT").json() == one_before
+    ticks.now += service.RECHECK_SECONDS + 0.01
+    after = client.get("/v1/signals").json()["signals"][0]
+    assert (after["session"], after["close"]) == ("2026-08-21", 2300.0)
+    assert client.get("/v1/signals/%5ERUT").json()["close"] == 2300.0
+
+
+def test_a_write_in_this_process_is_seen_at_once(client: TestClient, settings: Settings) -> None:
+    assert [s["symbol"] for s in client.get("/v1/signals").json()["signals"]] == ["^RUT"]
+    # Through the app's own engine (as the symbols routes and an in-process poll write).
+    services = client.app.state.services  # type: ignore[attr-defined]
+    _append(services.db, 2400.0)
+    assert client.get("/v1/signals").json()["signals"][0]["close"] == 2400.0
+
+
+def test_cached_reads_do_not_touch_the_store(client: TestClient, ticks: Ticks) -> None:
+    client.get("/v1/signals")
+    client.get("/v1/signals/%5ERUT")
+    services = client.app.state.services  # type: ignore[attr-defined]
+    statements = _statements(services.db)
+    for _ in range(5):
+        assert client.get("/v1/signals").status_code == 200
+        assert client.get("/v1/signals/%5ERUT").status_code == 200
+    assert statements == []
+    ticks.now += service.RECHECK_SECONDS + 0.01
+    client.get("/v1/signals")
+    # One look at the data versions, no reload: the data did not change.
+    queries = [sql for sql in statements if sql != "BEGIN"]
+    assert len(queries) == 1
+    assert "data_version" in queries[0]
+
+
+def test_custom_rules_and_unknown_symbols_are_not_cached(client: TestClient) -> None:
+    custom = client.get("/v1/signals/%5ERUT", params={"fast": 20, "slow": 100, "type": "ema"})
+    assert custom.json()["rule"] == {"fast": 20, "slow": 100, "type": "ema"}
+    missing = client.get("/v1/signals/NOPE")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert json.loads(missing.content)["detail"].startswith("unknown symbol")
