@@ -11,13 +11,30 @@ ends (at-least-once; the ``webhook-id`` is stable so receivers can deduplicate).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from app.db.base import Base
 from app.signals.models import Event
 from app.webhooks import repository
 from app.webhooks.models import (
@@ -85,77 +102,118 @@ def claim(
     lease: timedelta,
     limit: int,
     per_subscription: int,
-    exclude: Collection[int] = (),
-) -> list[Job]:
-    """Lease up to ``limit`` due deliveries to ``worker_id`` and load what sending needs."""
+    held: Mapping[int, int] | None = None,
+) -> tuple[list[Job], bool]:
+    """Lease up to ``limit`` due deliveries to ``worker_id`` and load what sending needs.
+
+    ``held`` counts rows the worker already holds per subscription: with those, no
+    subscription gets more than ``per_subscription``. Also says whether more rows may
+    be due now (the limit was reached, or rows were left for a subscription's cap).
+
+    Core statements with one array parameter per id list, not ORM queries with
+    expanded ``IN`` lists: this runs on the delivery hot path, where SQLAlchemy's
+    per-parameter work was most of the worker's database time.
+    """
+    held = held or {}
+    connection = session.connection()
+    deliveries, subscriptions = _table(Delivery), _table(Subscription)
+    d, s = deliveries.c, subscriptions.c
     due = and_(
-        Delivery.status == PENDING,
-        Delivery.next_attempt_at <= now,
-        or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+        d.status == PENDING,
+        d.next_attempt_at <= now,
+        or_(d.lease_until.is_(None), d.lease_until < now),
     )
-    if exclude:
-        due = and_(due, Delivery.subscription_id.not_in(list(exclude)))
+    full = [sid for sid, count in held.items() if count >= per_subscription]
+    if full:
+        due = and_(due, ~ids_in(connection, d.subscription_id, full))
     # Lock a window of due rows, keep at most ``per_subscription`` of each subscription,
     # lease those; the rest are unlocked again at commit. (A window function in the
     # locking query made PostgreSQL plan it badly on fresh tables.)
-    candidates = session.execute(
-        select(Delivery.id, Delivery.subscription_id)
+    candidates = connection.execute(
+        select(d.id, d.subscription_id)
         .where(due)
-        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .order_by(d.next_attempt_at, d.id)
         .limit(limit * 4)
         .with_for_update(skip_locked=True)
     ).all()
     claimed: list[int] = []
-    taken: dict[int, int] = {}
+    taken = dict(held)
     for delivery_id, subscription_id in candidates:
-        if taken.get(subscription_id, 0) < per_subscription:
-            taken[subscription_id] = taken.get(subscription_id, 0) + 1
+        count = taken.get(subscription_id, 0)
+        if count < per_subscription:
+            taken[subscription_id] = count + 1
             claimed.append(delivery_id)
             if len(claimed) == limit:
                 break
-    if claimed:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(claimed))
-            .values(lease_until=now + lease, locked_by=worker_id),
-            execution_options={"synchronize_session": False},
-        )
+    more = len(claimed) == limit or len(candidates) > len(claimed) or bool(full)
     if not claimed:
-        return []
-    rows = session.execute(
-        select(Delivery.id, Delivery.attempt_count, Subscription, Event)
-        .join(Subscription, Subscription.id == Delivery.subscription_id)
-        .join(Event, Event.id == Delivery.event_id)
-        .where(Delivery.id.in_(claimed))
-        .order_by(Delivery.next_attempt_at, Delivery.id)
+        return [], more
+    leased = connection.execute(
+        update(deliveries)
+        .where(ids_in(connection, d.id, claimed))
+        .values(lease_until=now + lease, locked_by=worker_id)
+        .returning(d.id, d.attempt_count, d.event_id, d.subscription_id)
     ).all()
-    bodies: dict[str, bytes] = {}
+    targets = {
+        row[0]: (row[1], signing_keys(row[2], row[3], row[4], now))
+        for row in connection.execute(
+            select(s.id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at).where(
+                ids_in(connection, s.id, list({row[3] for row in leased}))
+            )
+        )
+    }
+    events = {
+        event.id: (event.type, event_json(event))
+        for event in session.scalars(select(Event).where(Event.id.in_({row[2] for row in leased})))
+    }
+    order = {delivery_id: i for i, delivery_id in enumerate(claimed)}
     jobs = []
-    for delivery_id, attempt_count, subscription, event in rows:
-        if event.id not in bodies:
-            bodies[event.id] = event_json(event)
+    for delivery_id, attempt_count, event_id, subscription_id in sorted(
+        leased, key=lambda row: order[row[0]]
+    ):
+        url, keys = targets[subscription_id]
+        event_type, body = events[event_id]
         jobs.append(
             Job(
                 delivery_id=delivery_id,
-                subscription_id=subscription.id,
-                url=subscription.url,
-                keys=signing_keys(subscription, now),
-                msg_id=event.id,
-                event_type=event.type,
-                event_json=bodies[event.id],
+                subscription_id=subscription_id,
+                url=url,
+                keys=keys,
+                msg_id=event_id,
+                event_type=event_type,
+                event_json=body,
                 attempt_count=attempt_count,
             )
         )
-    return jobs
+    return jobs, more
 
 
-def signing_keys(subscription: Subscription, now: datetime) -> tuple[bytes, ...]:
+def ids_in(
+    connection: Connection, column: ColumnElement[int], ids: list[int]
+) -> ColumnElement[bool]:
+    """``column IN ids`` with the ids as one parameter (an array on PostgreSQL, a JSON
+    array read by ``json_each`` on SQLite), so a long list costs one bound value."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+    values = select(literal_column("value", BigInteger)).select_from(
+        func.json_each(bindparam(None, json.dumps(ids), type_=String))
+    )
+    return column.in_(values.scalar_subquery())
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def signing_keys(
+    secret: str, previous: str | None, previous_expires: datetime | None, now: datetime
+) -> tuple[bytes, ...]:
     """The current key, plus the previous one while its 24 h overlap lasts."""
-    keys = [secret_key(subscription.secret)]
-    expires = subscription.previous_secret_expires_at
-    if subscription.previous_secret and expires is not None and now < expires:
-        keys.append(secret_key(subscription.previous_secret))
-    return tuple(keys)
+    if previous and previous_expires is not None and now < previous_expires:
+        return secret_key(secret), secret_key(previous)
+    return (secret_key(secret),)
 
 
 def release(session: Session, delivery_ids: Sequence[int], worker_id: str) -> None:
@@ -172,8 +230,10 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker_id: str) -> 
     """Log every attempt and move each delivery and its subscription to the next state."""
     if not outcomes:
         return
-    session.execute(
-        insert(DeliveryAttempt),
+    attempts = _table(DeliveryAttempt)
+    connection = session.connection()
+    connection.execute(
+        insert(attempts),
         [
             {
                 "delivery_id": o.job.delivery_id,
@@ -187,37 +247,64 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker_id: str) -> 
             for o in outcomes
         ],
     )
-    table = Delivery.__table__
-    assert isinstance(table, Table)
-    session.connection().execute(
-        update(table)
-        .where(
-            table.c.id == bindparam("b_id"),
-            table.c.locked_by == worker_id,
-            table.c.status == PENDING,
-        )
-        .values(
-            status=bindparam("b_status"),
-            attempt_count=table.c.attempt_count + 1,
-            next_attempt_at=bindparam("b_next", type_=Delivery.next_attempt_at.type),
-            finished_at=bindparam("b_finished", type_=Delivery.finished_at.type),
-            last_status=bindparam("b_code"),
-            last_error=bindparam("b_error"),
-            lease_until=None,
-            locked_by=None,
-        ),
-        [
-            {
-                "b_id": o.job.delivery_id,
-                "b_status": o.status,
-                "b_next": o.next_attempt_at,
-                "b_finished": o.attempted_at if o.status in (SUCCEEDED, FAILED) else None,
-                "b_code": o.status_code,
-                "b_error": _error_text(o),
-            }
-            for o in outcomes
-        ],
+    table = _table(Delivery)
+    c = table.c
+    mine = and_(c.locked_by == worker_id, c.status == PENDING)
+    done = {
+        "attempt_count": c.attempt_count + 1,
+        "lease_until": None,
+        "locked_by": None,
+    }
+    # Successes (nearly all rows) in one statement per status code, finished when
+    # their attempt (just inserted) was made; other outcomes row by row.
+    by_code: dict[int | None, list[int]] = {}
+    for o in outcomes:
+        if o.status == SUCCEEDED:
+            by_code.setdefault(o.status_code, []).append(o.job.delivery_id)
+    attempts_c = attempts.c
+    last_attempt = (
+        select(func.max(attempts_c.attempted_at))
+        .where(attempts_c.delivery_id == c.id)
+        .scalar_subquery()
     )
+    for code, ids in by_code.items():
+        connection.execute(
+            update(table)
+            .where(ids_in(connection, c.id, ids), mine)
+            .values(
+                status=SUCCEEDED,
+                next_attempt_at=None,
+                finished_at=last_attempt,
+                last_status=code,
+                last_error=None,
+                **done,
+            )
+        )
+    others = [o for o in outcomes if o.status != SUCCEEDED]
+    if others:
+        connection.execute(
+            update(table)
+            .where(c.id == bindparam("b_id"), mine)
+            .values(
+                status=bindparam("b_status"),
+                next_attempt_at=bindparam("b_next", type_=Delivery.next_attempt_at.type),
+                finished_at=bindparam("b_finished", type_=Delivery.finished_at.type),
+                last_status=bindparam("b_code"),
+                last_error=bindparam("b_error"),
+                **done,
+            ),
+            [
+                {
+                    "b_id": o.job.delivery_id,
+                    "b_status": o.status,
+                    "b_next": o.next_attempt_at,
+                    "b_finished": o.attempted_at if o.status == FAILED else None,
+                    "b_code": o.status_code,
+                    "b_error": _error_text(o),
+                }
+                for o in others
+            ],
+        )
     _update_subscriptions(session, outcomes)
 
 
@@ -234,10 +321,15 @@ def _update_subscriptions(session: Session, outcomes: Sequence[Outcome]) -> None
     succeeded = {o.job.subscription_id for o in outcomes if o.status == SUCCEEDED}
     failing = {o.job.subscription_id for o in outcomes if o.status != SUCCEEDED} - succeeded
     gone = {o.job.subscription_id: o.attempted_at for o in outcomes if o.gone}
+    subscriptions = _table(Subscription)
     if succeeded:
+        connection = session.connection()
         session.execute(
-            update(Subscription)
-            .where(Subscription.id.in_(succeeded), Subscription.failing_since.is_not(None))
+            update(subscriptions)
+            .where(
+                ids_in(connection, subscriptions.c.id, list(succeeded)),
+                subscriptions.c.failing_since.is_not(None),
+            )
             .values(failing_since=None)
         )
     if failing:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, event, select, text, update
+from sqlalchemy import Select, Table, and_, bindparam, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,8 +68,18 @@ def get_subscription(
     )
 
 
-def enabled_subscriptions(session: Session) -> Sequence[Subscription]:
-    return session.scalars(select(Subscription).where(Subscription.enabled.is_(True))).all()
+def enabled_targets(session: Session) -> Sequence[Any]:
+    """What matching needs of each enabled subscription (plain rows: fan-out is per row)."""
+    return session.execute(
+        select(
+            Subscription.id,
+            Subscription.event_types,
+            Subscription.symbols,
+            Subscription.rule_fast,
+            Subscription.rule_slow,
+            Subscription.rule_type,
+        ).where(Subscription.enabled.is_(True))
+    ).all()
 
 
 def existing_pairs(session: Session, event_ids: list[str]) -> set[tuple[str, int]]:
@@ -90,16 +100,27 @@ def originals_of(session: Session, retraction_ids: list[str]) -> dict[str, list[
     return found
 
 
-def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Bulk insert (executemany); an existing (event, subscription) pair is kept."""
+def insert_deliveries(session: Session, pairs: Iterable[tuple[str, int]], now: datetime) -> None:
+    """One pending delivery, due ``now``, per (event id, subscription id) pair; an existing
+    pair is kept. A Core executemany: the parameters are just the two ids."""
+    rows = [{"event_id": event_id, "subscription_id": sid} for event_id, sid in pairs]
     if not rows:
         return
+    table = Delivery.__table__
+    assert isinstance(table, Table)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Delivery).on_conflict_do_nothing(
-        index_elements=[Delivery.event_id, Delivery.subscription_id]
+    statement = (
+        insert(table)
+        .values(
+            status=bindparam("c_status", PENDING),
+            attempt_count=bindparam("c_attempts", 0),
+            next_attempt_at=bindparam("c_due", now, type_=Delivery.next_attempt_at.type),
+            created_at=bindparam("c_created", now, type_=Delivery.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.event_id, table.c.subscription_id])
     )
-    session.execute(statement, rows)
+    session.connection().execute(statement, rows)
 
 
 def reset_deliveries(session: Session, delivery_ids: Iterable[int], now: datetime) -> None:

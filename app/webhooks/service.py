@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -41,13 +41,28 @@ class UrlPolicy:
     allow_private: bool
 
 
-def rule_string(subscription: Subscription) -> str:
+class Target(Protocol):
+    """What matching reads of a subscription (an ORM object or a plain row)."""
+
+    @property
+    def event_types(self) -> list[str]: ...
+    @property
+    def symbols(self) -> list[str] | None: ...
+    @property
+    def rule_fast(self) -> int | None: ...
+    @property
+    def rule_slow(self) -> int | None: ...
+    @property
+    def rule_type(self) -> str | None: ...
+
+
+def rule_string(subscription: Target) -> str:
     if subscription.rule_fast is None or subscription.rule_slow is None:
         return DEFAULT_RULE
     return f"{subscription.rule_type or 'sma'}:{subscription.rule_fast}:{subscription.rule_slow}"
 
 
-def matches(subscription: Subscription, event: Event) -> bool:
+def matches(subscription: Target, event: Event) -> bool:
     """Whether ``event`` is one ``subscription`` asked for (types, symbols, rule)."""
     if event.type in PRIVATE_TYPES:
         return False
@@ -73,7 +88,7 @@ def enqueue_for_events(
     if not live:
         return 0
     session.flush()
-    subscriptions = repository.enabled_subscriptions(session)
+    subscriptions = repository.enabled_targets(session)
     if not subscriptions:
         return 0
     event_ids = [event.id for event in live]
@@ -84,7 +99,7 @@ def enqueue_for_events(
     sent_originals = repository.existing_pairs(
         session, [original for ids in retracted.values() for original in ids]
     )
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[str, int]] = []
     for event in live:
         originals = retracted.get(event.id, [])
         for subscription in subscriptions:
@@ -95,8 +110,8 @@ def enqueue_for_events(
                 (original, subscription.id) in sent_originals for original in originals
             )
             if wanted:
-                rows.append(_row(event.id, subscription.id, now))
-    repository.insert_deliveries(session, rows)
+                rows.append(key)
+    repository.insert_deliveries(session, rows, now)
     if rows:
         repository.mark_outbox_dirty(session)
     return len(rows)
@@ -105,17 +120,6 @@ def enqueue_for_events(
 def subscription_rules(session: Session) -> set[tuple[int, int, str]]:
     """Distinct custom (fast, slow, type) rules of enabled subscriptions, for detection."""
     return repository.distinct_rules(session)
-
-
-def _row(event_id: str, subscription_id: int, now: datetime) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "subscription_id": subscription_id,
-        "status": PENDING,
-        "attempt_count": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
 
 
 def get_owned(session: Session, identity: Identity, subscription_id: int) -> Subscription:
@@ -247,7 +251,7 @@ def single_event(
     )
     session.add(event)
     session.flush()
-    repository.insert_deliveries(session, [_row(event.id, subscription.id, now)])
+    repository.insert_deliveries(session, [(event.id, subscription.id)], now)
     repository.mark_outbox_dirty(session)
     return event
 
@@ -298,7 +302,7 @@ def replay(
     existing = repository.delivery_ids_for(session, subscription.id, wanted)
     repository.reset_deliveries(session, existing.values(), now)
     repository.insert_deliveries(
-        session, [_row(eid, subscription.id, now) for eid in wanted if eid not in existing]
+        session, [(eid, subscription.id) for eid in wanted if eid not in existing], now
     )
     if wanted:
         repository.mark_outbox_dirty(session)

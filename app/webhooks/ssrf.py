@@ -7,7 +7,10 @@ again before every delivery attempt (DNS can change). ``allow_private`` (the
 ``WEBHOOK_ALLOW_PRIVATE`` setting) lifts the address check for local use and tests.
 
 The resolver is injectable: ``(host, port) -> [ip, …]``; the default calls
-``socket.getaddrinfo`` (in a thread when used from async code).
+``socket.getaddrinfo`` (in a thread when used from async code). At delivery time the
+check is made by ``GuardedResolver``, the HTTP client's own resolver: every connection
+is opened to an address that passed the check, so a host whose DNS answer changes
+between a check and the connection (DNS rebinding) cannot slip through.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app.errors import InvalidInput
 
@@ -103,10 +109,59 @@ def check_url(url: str, *, resolver: Resolver, allow_private: bool) -> None:
     check_addresses(host, addresses)
 
 
-async def check_url_async(url: str, *, resolver: Resolver, allow_private: bool) -> None:
-    """``check_url`` with the resolution in a worker thread."""
-    host, _port = split_url(url)
-    if allow_private or _literal(host) is not None:
-        check_url(url, resolver=resolver, allow_private=allow_private)
-        return
-    await asyncio.to_thread(check_url, url, resolver=resolver, allow_private=allow_private)
+@lru_cache(maxsize=16384)
+def literal_refusal(url: str, allow_private: bool) -> str | None:
+    """Why ``url`` may not be called without resolving anything, or None.
+
+    Covers the scheme and an IP-literal host (which the HTTP client never resolves);
+    hostnames are checked by ``GuardedResolver`` when a connection is opened.
+    """
+    try:
+        host, _port = split_url(url)
+        if not allow_private and (addresses := _literal(host)) is not None:
+            check_addresses(host, addresses)
+    except UnsafeUrl as exc:
+        return exc.detail
+    return None
+
+
+class BlockedAddress(OSError):
+    """Raised inside the HTTP client when a host resolves to a refused address."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class GuardedResolver(AbstractResolver):
+    """An aiohttp resolver over ``resolver`` that refuses non-public addresses."""
+
+    def __init__(self, resolver: Resolver, allow_private: bool) -> None:
+        self.resolver = resolver
+        self.allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await asyncio.to_thread(self.resolver, host, port)
+        if not self.allow_private:
+            try:
+                check_addresses(host, addresses)
+            except UnsafeUrl as exc:
+                raise BlockedAddress(exc.detail) from None
+        if not addresses:
+            raise OSError(f"host {host} does not resolve")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        return None

@@ -1,10 +1,11 @@
 """The delivery worker: claims due outbox rows, signs and POSTs them, records outcomes.
 
 Only this module sends HTTP to subscribers. One shared ``aiohttp.ClientSession``
-(15 s timeout, no redirects); concurrency is bounded globally (rows in flight) and per
-endpoint (a semaphore per subscription, plus at most ``per_endpoint`` rows of one
-subscription per claim), so one slow receiver never delays the others. Outcomes are
-written in small batches by one flusher, so the database is not the bottleneck.
+(15 s timeout, no redirects) whose resolver refuses private addresses when a connection
+is opened, so the address checked is the address connected to. At most
+``concurrency`` sends run at once and a subscription never holds more than
+``per_endpoint`` rows (enforced when claiming), so one slow receiver never delays the
+others. Outcomes are written in batches by one flusher, off the sending path.
 
 Wake-ups: ``notify()`` (in-process, also called after any commit that enqueued), a
 ``poll_interval`` poll, and on PostgreSQL ``LISTEN crosswatch_outbox``.
@@ -19,6 +20,7 @@ import os
 import random as random_module
 import socket
 import time
+from collections import deque
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -33,13 +35,21 @@ from app.webhooks.models import FAILED, PENDING, SUCCEEDED
 from app.webhooks.outbox import Job, Outcome
 from app.webhooks.schedule import Random, parse_retry_after, retry_delay
 from app.webhooks.signing import webhook_headers
-from app.webhooks.ssrf import Resolver, UnsafeUrl, check_url_async, system_resolver
+from app.webhooks.ssrf import (
+    BlockedAddress,
+    GuardedResolver,
+    Resolver,
+    literal_refusal,
+    system_resolver,
+)
 
 log = logging.getLogger(__name__)
 EXCERPT_BYTES = 2048
 USER_AGENT = "Crosswatch-Webhooks/0.1"
 #: Pause after a failed write of outcomes before trying again (the store is down).
 RECORD_RETRY_SECONDS = 0.5
+#: A claimed row starts only while its lease outlasts a whole send by this much.
+LEASE_MARGIN_SECONDS = 5.0
 
 
 def message_body(event_type: str, attempted_at: datetime, event_json: bytes) -> bytes:
@@ -71,6 +81,11 @@ class DeliveryWorker:
         resolver: Resolver = system_resolver,
         random: Random = random_module.random,
     ) -> None:
+        if lease_seconds <= timeout_seconds + LEASE_MARGIN_SECONDS:
+            raise ValueError(
+                f"the lease ({lease_seconds:g} s) must outlast a send "
+                f"({timeout_seconds:g} s) by more than {LEASE_MARGIN_SECONDS:g} s"
+            )
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -87,9 +102,18 @@ class DeliveryWorker:
         self._owns_http = http is None
         self._wake = wake or asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._global = asyncio.Semaphore(concurrency)
-        self._endpoints: dict[int, asyncio.Semaphore] = {}
-        self._in_flight: dict[asyncio.Task[Outcome], Job] = {}
+        # Claimed rows wait in ``_ready`` (with the monotonic time after which they may
+        # no longer start: their lease must outlast a send) and start as sends finish.
+        # At most ``concurrency`` sends run, and ``_held`` counts each subscription's
+        # rows (waiting or sending) so a claim never gives one endpoint more than
+        # ``per_endpoint`` of them. Rows that waited too long go back (``_expired``).
+        self._ready: deque[tuple[Job, float]] = deque()
+        self._expired: list[int] = []
+        self._start_by = lease_seconds - timeout_seconds - LEASE_MARGIN_SECONDS
+        self._running: dict[asyncio.Task[Outcome], Job] = {}
+        self._held: dict[int, int] = {}
+        self._room = asyncio.Event()
+        self._idle = asyncio.Event()
         self._results: list[Outcome] = []
 
     async def __aenter__(self) -> DeliveryWorker:
@@ -111,7 +135,11 @@ class DeliveryWorker:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
-            connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0)
+            connector = aiohttp.TCPConnector(
+                limit=self.concurrency,
+                limit_per_host=0,
+                resolver=GuardedResolver(self.resolver, self.settings.webhook_allow_private),
+            )
             self._http = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self.timeout,
@@ -122,12 +150,14 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Claim one batch of due rows, deliver them all, record them; returns the count."""
         self._loop = asyncio.get_running_loop()
-        jobs = await asyncio.to_thread(self._claim, self.batch_size, frozenset())
+        jobs, _more = await asyncio.to_thread(self._claim, self.batch_size, {})
         if not jobs:
             return 0
-        outcomes = await asyncio.gather(*(self._attempt(job) for job in jobs))
-        await asyncio.to_thread(self._record, list(outcomes))
-        return len(outcomes)
+        self._dispatch(jobs)
+        await self._idle.wait()
+        results = self._take_results()
+        await asyncio.to_thread(self._record, results)
+        return len(results)
 
     async def run_forever(self, stop: asyncio.Event, *, grace_seconds: float = 5.0) -> None:
         """Deliver until ``stop`` is set; then wait up to ``grace_seconds`` for sends."""
@@ -141,64 +171,100 @@ class DeliveryWorker:
             await self._loop_until(stop)
         finally:
             unregister()
-            if self._in_flight:
-                await asyncio.wait(list(self._in_flight), timeout=grace_seconds)
-            unsent = [job.delivery_id for task, job in self._in_flight.items() if not task.done()]
-            for task in list(self._in_flight):
+            # Rows not yet started go back to the queue at once; sends get the grace.
+            unsent = [job.delivery_id for job, _ in self._ready] + self._expired
+            self._ready.clear()
+            if self._running:
+                await asyncio.wait(list(self._running), timeout=grace_seconds)
+            unsent += [job.delivery_id for task, job in self._running.items() if not task.done()]
+            for task in list(self._running):
                 task.cancel()
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await asyncio.gather(*self._running, return_exceptions=True)
             flusher.cancel()
             if listener is not None:
                 listener.cancel()
             await asyncio.gather(flusher, *(t for t in [listener] if t), return_exceptions=True)
-            self._collect()
             await asyncio.to_thread(self._record, self._take_results())
             if unsent:
                 await asyncio.to_thread(self._release, unsent)
             await self.close()
 
     async def _loop_until(self, stop: asyncio.Event) -> None:
-        low_water = max(1, self.concurrency // 4)
+        # Besides the sends, up to ``batch_size`` rows are claimed ahead, so a claim's
+        # round trip never leaves the sends idle. A claim is made when the rows
+        # waiting fall to half of that (``_room``), on a wake-up (new rows committed)
+        # or every ``poll_interval`` (retries falling due).
+        capacity = self.concurrency + self.batch_size
+        more = False
         while not stop.is_set():
-            self._collect()
-            free = self.concurrency - len(self._in_flight)
-            claimed_all = False
-            if free >= low_water or not self._in_flight:
-                self._wake.clear()
-                saturated = self._saturated()
+            self._wake.clear()
+            self._room.clear()
+            if self._expired:
+                expired, self._expired = self._expired, []
                 try:
-                    jobs = await asyncio.to_thread(self._claim, free, saturated)
+                    await asyncio.to_thread(self._release, expired)
+                except Exception:
+                    log.exception("releasing %d rows failed; their leases will end", len(expired))
+            room = capacity - len(self._ready) - len(self._running)
+            if room >= max(1, self.batch_size // 2) or not self._running:
+                try:
+                    jobs, more = await asyncio.to_thread(self._claim, room, dict(self._held))
                 except Exception:
                     log.exception("claiming deliveries failed; retrying")
-                    jobs = []
-                for job in jobs:
-                    self._in_flight[asyncio.create_task(self._attempt(job))] = job
-                claimed_all = len(jobs) == free
-            waiters: list[asyncio.Task[object]] = [
-                asyncio.create_task(self._wake.wait()),
-                asyncio.create_task(stop.wait()),
-            ]
-            if claimed_all or free < low_water:
-                waiters.extend(self._in_flight)
+                    jobs, more = [], False
+                self._dispatch(jobs)
+            else:
+                more = True  # claim again once sends have made room
+            waiters = [self._wake.wait(), stop.wait()]
+            if more:
+                waiters.append(self._room.wait())
+            tasks = [asyncio.ensure_future(waiter) for waiter in waiters]
             await asyncio.wait(
-                waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                tasks, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
             )
-            for waiter in waiters[:2]:
-                waiter.cancel()
+            for task in tasks:
+                task.cancel()
 
-    def _saturated(self) -> frozenset[int]:
-        counts: dict[int, int] = {}
-        for job in self._in_flight.values():
-            counts[job.subscription_id] = counts.get(job.subscription_id, 0) + 1
-        return frozenset(sid for sid, n in counts.items() if n >= self.per_endpoint)
+    def _dispatch(self, jobs: list[Job]) -> None:
+        start_by = time.monotonic() + self._start_by
+        for job in jobs:
+            self._held[job.subscription_id] = self._held.get(job.subscription_id, 0) + 1
+            self._ready.append((job, start_by))
+        self._start_ready()
 
-    def _collect(self) -> None:
-        for task in [t for t in self._in_flight if t.done()]:
-            del self._in_flight[task]
-            if not task.cancelled() and task.exception() is None:
+    def _start_ready(self) -> None:
+        now = time.monotonic()
+        while self._ready and len(self._running) < self.concurrency:
+            job, start_by = self._ready.popleft()
+            if now > start_by:
+                self._let_go(job)
+                self._expired.append(job.delivery_id)
+                self._wake.set()
+                continue
+            task = asyncio.create_task(self._attempt(job))
+            self._running[task] = job
+            task.add_done_callback(self._finished)
+        if not self._ready and not self._running:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    def _let_go(self, job: Job) -> None:
+        held = self._held.pop(job.subscription_id, 1) - 1
+        if held:
+            self._held[job.subscription_id] = held
+
+    def _finished(self, task: asyncio.Task[Outcome]) -> None:
+        job = self._running.pop(task)
+        self._let_go(job)
+        if not task.cancelled():
+            if task.exception() is None:
                 self._results.append(task.result())
-            elif not task.cancelled():
+            else:
                 log.error("delivery task failed", exc_info=task.exception())
+        self._start_ready()
+        if len(self._ready) <= self.batch_size // 2:
+            self._room.set()
 
     def _take_results(self) -> list[Outcome]:
         results, self._results = self._results, []
@@ -207,7 +273,6 @@ class DeliveryWorker:
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(0.05)
-            self._collect()
             batch = self._take_results()
             if batch:
                 try:
@@ -240,7 +305,7 @@ class DeliveryWorker:
                 log.warning("LISTEN connection lost (%s); polling meanwhile", exc)
                 await asyncio.sleep(1)
 
-    def _claim(self, limit: int, exclude: frozenset[int]) -> list[Job]:
+    def _claim(self, limit: int, held: dict[int, int]) -> tuple[list[Job], bool]:
         with self.db.transaction() as session:
             return outbox.claim(
                 session,
@@ -249,7 +314,7 @@ class DeliveryWorker:
                 lease=self.lease,
                 limit=limit,
                 per_subscription=self.per_endpoint,
-                exclude=exclude,
+                held=held,
             )
 
     def _record(self, outcomes: list[Outcome]) -> None:
@@ -262,35 +327,31 @@ class DeliveryWorker:
             outbox.release(session, delivery_ids, self.worker_id)
 
     async def _attempt(self, job: Job) -> Outcome:
-        endpoint = self._endpoints.setdefault(
-            job.subscription_id, asyncio.Semaphore(self.per_endpoint)
-        )
-        async with endpoint, self._global:
-            attempted_at = self.clock()
-            started = time.perf_counter()
-            code, excerpt, error, retry_after = await self._send(job, attempted_at)
-            latency_ms = (time.perf_counter() - started) * 1000
+        attempted_at = self.clock()
+        started = time.perf_counter()
+        code, excerpt, error, retry_after = await self._send(job, attempted_at)
+        latency_ms = (time.perf_counter() - started) * 1000
         return self._decide(job, attempted_at, code, excerpt, error, retry_after, latency_ms)
 
     async def _send(
         self, job: Job, attempted_at: datetime
     ) -> tuple[int | None, str | None, str | None, float | None]:
+        refused = literal_refusal(job.url, self.settings.webhook_allow_private)
+        if refused is not None:
+            return None, refused, "UnsafeUrl", None
         body = message_body(job.event_type, attempted_at, job.event_json)
         headers = webhook_headers(list(job.keys), job.msg_id, int(attempted_at.timestamp()), body)
         try:
-            await check_url_async(
-                job.url,
-                resolver=self.resolver,
-                allow_private=self.settings.webhook_allow_private,
-            )
             async with self._client().post(
                 job.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 raw = await _read_excerpt(response)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), attempted_at)
                 return response.status, raw.decode("utf-8", "ignore"), None, retry_after
-        except UnsafeUrl as exc:
-            return None, exc.detail, "UnsafeUrl", None
+        except aiohttp.ClientConnectorDNSError as exc:
+            if isinstance(exc.os_error, BlockedAddress):
+                return None, exc.os_error.detail, "UnsafeUrl", None
+            return None, str(exc)[:EXCERPT_BYTES], type(exc).__name__, None
         except TimeoutError:
             return None, "no answer within the timeout", "Timeout", None
         except aiohttp.ClientError as exc:
