@@ -184,7 +184,8 @@ def _write_rows(
     compiled = statement.compile(dialect=connection.dialect)
     names = list(compiled.positiontup or [])
     session_at, fetched_at = names.index("session"), names.index("fetched_at")
-    to_datetime = table.c.fetched_at.type.bind_processor(connection.dialect)
+    dialect = connection.dialect
+    to_datetime = table.c.fetched_at.type.dialect_impl(dialect).bind_processor(dialect)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     sql = str(compiled)
     for start in range(0, len(rows), _CHUNK_ROWS):

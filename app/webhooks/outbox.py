@@ -25,7 +25,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
-    insert,
     literal_column,
     or_,
     select,
@@ -35,6 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.db.base import Base
+from app.db.bulk import insert_rows
 from app.signals.models import Event
 from app.webhooks import repository
 from app.webhooks.models import (
@@ -226,24 +226,37 @@ def release(session: Session, delivery_ids: Sequence[int], worker_id: str) -> No
         )
 
 
+ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "attempted_at",
+    "status_code",
+    "latency_ms",
+    "error_class",
+    "response_excerpt",
+    "next_attempt_at",
+)
+
+
 def record(session: Session, outcomes: Sequence[Outcome], *, worker_id: str) -> None:
     """Log every attempt and move each delivery and its subscription to the next state."""
     if not outcomes:
         return
     attempts = _table(DeliveryAttempt)
     connection = session.connection()
-    connection.execute(
-        insert(attempts),
+    insert_rows(
+        connection,
+        attempts,
+        ATTEMPT_COLUMNS,
         [
-            {
-                "delivery_id": o.job.delivery_id,
-                "attempted_at": o.attempted_at,
-                "status_code": o.status_code,
-                "latency_ms": round(o.latency_ms, 3),
-                "error_class": o.error_class,
-                "response_excerpt": o.excerpt,
-                "next_attempt_at": o.next_attempt_at,
-            }
+            (
+                o.job.delivery_id,
+                o.attempted_at,
+                o.status_code,
+                round(o.latency_ms, 3),
+                o.error_class,
+                o.excerpt,
+                o.next_attempt_at,
+            )
             for o in outcomes
         ],
     )

@@ -30,9 +30,8 @@ def secret_key(secret: str) -> bytes:
 
 def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """One ``v1,<base64>`` signature of ``body`` for message ``msg_id`` at ``timestamp``."""
-    signed = msg_id.encode() + b"." + str(timestamp).encode() + b"." + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
+    return "v1," + base64.b64encode(hmac.digest(key, signed, hashlib.sha256)).decode()
 
 
 def signature_header(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:

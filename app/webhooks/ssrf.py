@@ -19,10 +19,10 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from app.errors import InvalidInput
 
@@ -109,19 +109,22 @@ def check_url(url: str, *, resolver: Resolver, allow_private: bool) -> None:
     check_addresses(host, addresses)
 
 
-@lru_cache(maxsize=16384)
-def literal_refusal(url: str, allow_private: bool) -> str | None:
-    """Why ``url`` may not be called without resolving anything, or None.
+def literal_refusal(url: URL, allow_private: bool) -> str | None:
+    """Why ``url`` may not be called, judged without resolving anything, or None.
 
     Covers the scheme and an IP-literal host (which the HTTP client never resolves);
-    hostnames are checked by ``GuardedResolver`` when a connection is opened.
+    hostnames are checked by ``GuardedResolver`` when a connection is opened. Takes
+    the parsed URL the client is then given, so a delivery parses its URL once.
     """
-    try:
-        host, _port = split_url(url)
-        if not allow_private and (addresses := _literal(host)) is not None:
-            check_addresses(host, addresses)
-    except UnsafeUrl as exc:
-        return exc.detail
+    if url.scheme not in ("http", "https"):
+        return "url must use http or https"
+    if not url.raw_host:
+        return "url must have a host"
+    if not allow_private and (addresses := _literal(url.raw_host)) is not None:
+        try:
+            check_addresses(url.raw_host, addresses)
+        except UnsafeUrl as exc:
+            return exc.detail
     return None
 
 

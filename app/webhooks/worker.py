@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 import aiohttp
 import psycopg
 from sqlalchemy.engine import make_url
+from yarl import URL
 
 from app.clock import Clock, system_clock
 from app.db.engine import Database
@@ -140,10 +141,13 @@ class DeliveryWorker:
                 limit_per_host=0,
                 resolver=GuardedResolver(self.resolver, self.settings.webhook_allow_private),
             )
+            # No cookie jar: a receiver's cookies must never reach another receiver
+            # (and filtering a jar on every request is wasted work).
             self._http = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self.timeout,
                 headers={"user-agent": USER_AGENT},
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._http
 
@@ -336,14 +340,15 @@ class DeliveryWorker:
     async def _send(
         self, job: Job, attempted_at: datetime
     ) -> tuple[int | None, str | None, str | None, float | None]:
-        refused = literal_refusal(job.url, self.settings.webhook_allow_private)
+        url = URL(job.url)
+        refused = literal_refusal(url, self.settings.webhook_allow_private)
         if refused is not None:
             return None, refused, "UnsafeUrl", None
         body = message_body(job.event_type, attempted_at, job.event_json)
         headers = webhook_headers(list(job.keys), job.msg_id, int(attempted_at.timestamp()), body)
         try:
             async with self._client().post(
-                job.url, data=body, headers=headers, allow_redirects=False
+                url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 raw = await _read_excerpt(response)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), attempted_at)
