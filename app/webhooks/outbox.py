@@ -133,7 +133,7 @@ def claim(
         select(d.id, d.subscription_id)
         .where(due)
         .order_by(d.next_attempt_at, d.id)
-        .limit(limit * 4)
+        .limit(limit * 2)
         .with_for_update(skip_locked=True)
     ).all()
     claimed: list[int] = []

@@ -14,6 +14,7 @@ Wake-ups: ``notify()`` (in-process, also called after any commit that enqueued),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -49,6 +50,9 @@ EXCERPT_BYTES = 2048
 USER_AGENT = "Crosswatch-Webhooks/0.1"
 #: Pause after a failed write of outcomes before trying again (the store is down).
 RECORD_RETRY_SECONDS = 0.5
+#: Outcomes are written at least this often, and as soon as FLUSH_ROWS are waiting.
+FLUSH_SECONDS = 0.2
+FLUSH_ROWS = 500
 #: A claimed row starts only while its lease outlasts a whole send by this much.
 LEASE_MARGIN_SECONDS = 5.0
 
@@ -77,7 +81,7 @@ class DeliveryWorker:
         lease_seconds: float = 60,
         timeout_seconds: float = 15,
         poll_interval: float = 0.5,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         wake: asyncio.Event | None = None,
         resolver: Resolver = system_resolver,
         random: Random = random_module.random,
@@ -116,6 +120,7 @@ class DeliveryWorker:
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._results: list[Outcome] = []
+        self._flush_due = asyncio.Event()
 
     async def __aenter__(self) -> DeliveryWorker:
         return self
@@ -267,6 +272,8 @@ class DeliveryWorker:
             else:
                 log.error("delivery task failed", exc_info=task.exception())
         self._start_ready()
+        if len(self._results) >= FLUSH_ROWS or not self._running:
+            self._flush_due.set()  # enough to write, or nothing left in flight
         if len(self._ready) <= self.batch_size // 2:
             self._room.set()
 
@@ -275,8 +282,15 @@ class DeliveryWorker:
         return results
 
     async def _flush_forever(self) -> None:
+        # Outcomes are written every FLUSH_SECONDS, or sooner once FLUSH_ROWS are
+        # waiting: few, large transactions (each has a fixed cost) off the send path.
         while True:
-            await asyncio.sleep(0.05)
+            # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the
+            # cancellation that stops the flusher if the event is set meanwhile.)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_SECONDS):
+                    await self._flush_due.wait()
+            self._flush_due.clear()
             batch = self._take_results()
             if batch:
                 try:
