@@ -229,3 +229,83 @@ def test_private_address_refused_at_delivery_time(
     assert "10.0.0.1" in (attempt.response_excerpt or "")
     assert delivery.status == "pending"
     assert receiver.received == []
+
+
+def test_connections_go_to_the_address_the_guard_checked(
+    db: Database, settings: Settings, clock: MovableClock, receiver: Receiver
+) -> None:
+    """The check runs in the HTTP client's own resolver: the connection is made to the
+    very address that passed it (no second lookup a rebinding DNS could answer)."""
+    port = receiver.base_url.rsplit(":", 1)[1]
+    subscribe(db, f"http://hooks.invalid:{port}/via-resolver", now=clock())
+    subscribe(db, f"http://rebind.invalid:{port}/rebind", now=clock())
+    store_and_enqueue(db, [make_event(now=clock())], clock())
+    answers = {"hooks.invalid": ["127.0.0.1"], "rebind.invalid": ["127.0.0.1"]}
+    lookups: list[str] = []
+
+    def resolver(host: str, _port: int) -> list[str]:
+        lookups.append(host)
+        return answers[host]
+
+    # Private addresses allowed: both are delivered through the resolver's answer
+    # (".invalid" never resolves in real DNS).
+    allowed = settings.model_copy(update={"webhook_allow_private": True})
+    assert asyncio.run(_run_once(_worker(db, allowed, clock, resolver=resolver))) == 2
+    assert {r.path for r in receiver.received} == {"/via-resolver", "/rebind"}
+    assert sorted(lookups) == ["hooks.invalid", "rebind.invalid"]
+
+    # Not allowed: the same answer is refused when the connection is opened.
+    _retry_all(db, clock)
+    asyncio.run(_run_once(_worker(db, settings, clock, resolver=resolver)))
+    assert len(receiver.received) == 2  # nothing more was sent
+    attempts = sorted((a for d in _deliveries(db) for a in _attempts(db, d.id)), key=lambda a: a.id)
+    refused = attempts[-2:]
+    assert {a.error_class for a in refused} == {"UnsafeUrl"}
+    assert all("127.0.0.1" in (a.response_excerpt or "") for a in refused)
+
+
+def _retry_all(db: Database, clock: MovableClock) -> None:
+    with db.transaction() as session:
+        for delivery in session.scalars(select(Delivery)):
+            delivery.status, delivery.next_attempt_at = "pending", clock()
+
+
+def test_a_claimed_row_that_waited_too_long_goes_back_unsent(
+    db: Database, local_settings: Settings, clock: MovableClock, receiver: Receiver
+) -> None:
+    """Rows claimed ahead start only while their lease outlasts a whole send; one that
+    waited longer is released (due again at once), never sent on an ending lease."""
+    receiver.delay = 0.3
+    for n in range(3):
+        subscribe(db, receiver.url(f"/slow/{n}"), now=clock())
+    store_and_enqueue(db, [make_event(now=clock())], clock())
+    # One send at a time; a row must start within 0.05 s of its claim
+    # (lease 6.05 s - 1 s send - 5 s margin), and each send takes 0.3 s.
+    worker = _worker(
+        db, local_settings, clock, concurrency=1, timeout_seconds=1, lease_seconds=6.05
+    )
+    released: list[int] = []
+    release = worker._release
+
+    def spy(ids: list[int]) -> None:
+        released.extend(ids)
+        release(ids)
+
+    worker._release = spy  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run_forever(stop, grace_seconds=2))
+        while not await asyncio.to_thread(
+            lambda: all(d.status == "succeeded" for d in _deliveries(db))
+        ):
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    assert released  # rows did wait too long and went back
+    assert len(receiver.received) == 3
+    assert len({r.path for r in receiver.received}) == 3  # each sent once
+    for delivery in _deliveries(db):
+        assert [a.status_code for a in _attempts(db, delivery.id)] == [200]
