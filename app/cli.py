@@ -89,7 +89,9 @@ def serve(
         if settings.seed:
             for report in ingest.seed(db, settings.symbols, clock=system_clock):
                 typer.echo(f"seeded {report.symbol}: {report.rows} sessions", err=True)
-        app = create_app(settings, db=db, scheduler=not no_scheduler, worker=not no_worker)
+        app = create_app(
+            settings, db=db, scheduler=not no_scheduler, worker=not no_worker, freeze_gc=True
+        )
         # One process, one event loop: the app object (not an import string) cannot be
         # forked into several uvicorn workers, so nothing in it ever runs twice.
         uvicorn.run(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -45,8 +46,15 @@ def create_app(
     clock: Clock = system_clock,
     scheduler: bool = False,
     worker: bool = False,
+    freeze_gc: bool = False,
 ) -> FastAPI:
-    """Build the app. The store (and any background role) starts in the lifespan."""
+    """Build the app. The store (and any background role) starts in the lifespan.
+
+    ``freeze_gc`` (the ``serve`` process, not tests): once started, everything alive is
+    moved out of the garbage collector's reach (``gc.freeze``), so its full collections
+    scan only what requests create instead of the whole process (libraries, calendars,
+    the signal book): those pauses were the API's latency tail.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,6 +70,9 @@ def create_app(
             asyncio.create_task(role, name=name)
             for name, role in _roles(services, book, stop, scheduler=scheduler, worker=worker)
         ]
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
