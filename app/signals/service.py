@@ -66,6 +66,7 @@ class SignalBook:
         self._recheck_seconds = recheck_seconds
         self._monotonic = monotonic
         self._verified_at = -math.inf
+        self._verifying_since: float | None = None
         self._watched: set[int] = set()
         self._expected: tuple[date, datetime, datetime] | None = None
 
@@ -84,6 +85,7 @@ class SignalBook:
         current = self._snapshot
         if current is not None and current.fingerprint == fingerprint:
             self._verified_at = checked_at
+            self._verifying_since = None
             return current
         with self._lock:
             current = self._snapshot
@@ -98,13 +100,27 @@ class SignalBook:
             )
             self._snapshot = fresh
             self._verified_at = checked_at
+            self._verifying_since = None
             return fresh
 
     def cached_body(self, key: Hashable) -> bytes | None:
-        """The body rendered under ``key`` if the data was verified recently enough."""
+        """The body rendered under ``key`` if the data was verified recently enough.
+
+        When the verification has aged out, one caller gets None (it verifies, through
+        :meth:`snapshot`) while the others keep the verified body until it is done, for
+        at most another ``recheck_seconds``: otherwise every request arriving during the
+        check would query the store too. After a write in this process (:meth:`recheck`,
+        :meth:`invalidate`) nobody is served the old body.
+        """
         current = self._snapshot
-        if current is None or self._monotonic() - self._verified_at > self._recheck_seconds:
+        if current is None or self._verified_at == -math.inf:
             return None
+        now = self._monotonic()
+        if now - self._verified_at > self._recheck_seconds:
+            verifying = self._verifying_since
+            if verifying is None or now - verifying > self._recheck_seconds:
+                self._verifying_since = now
+                return None
         return current.bodies.get(key)
 
     def expected_session(self, now: datetime) -> date:

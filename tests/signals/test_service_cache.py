@@ -149,3 +149,25 @@ def test_custom_rules_and_unknown_symbols_are_not_cached(client: TestClient) -> 
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert json.loads(missing.content)["detail"].startswith("unknown symbol")
+
+
+def test_one_request_verifies_while_the_others_keep_the_verified_body(
+    client: TestClient, ticks: Ticks
+) -> None:
+    """No thundering herd: when the verification ages out, only the first caller goes
+    to the store; until it is done (at most another interval) the rest are served the
+    verified body. A write in this process still hides it from everyone at once."""
+    body = client.get("/v1/signals").content
+    book: service.SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
+    key = ("signals", book.expected_session(NOW))
+    ticks.now += service.RECHECK_SECONDS + 0.01
+    assert book.cached_body(key) is None  # this caller verifies
+    assert book.cached_body(key) == body  # the others are not sent to the store
+    assert book.cached_body(key) == body
+    ticks.now += service.RECHECK_SECONDS + 0.01
+    assert book.cached_body(key) is None  # the check never finished: another caller tries
+    assert client.get("/v1/signals").content == body  # a verification completes
+    assert book.cached_body(key) == body
+    book.recheck()  # a write committed in this process
+    assert book.cached_body(key) is None
+    assert book.cached_body(key) is None
