@@ -55,7 +55,10 @@ def bare_server(port: int, sizes: list[int]) -> None:
     async def bare(index: int) -> Response:
         return Response(bodies[index], media_type="application/json")
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
+    # The same server settings as ``crosswatch serve`` (which runs the asyncio loop).
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", log_config=None, loop="asyncio"
+    )
 
 
 def _free_port() -> int:

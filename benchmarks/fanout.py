@@ -1,8 +1,8 @@
 """Fan-out benchmark: one event to 5,000 subscriptions on a local receiver.
 
 End-to-end (the commit that writes the outbox rows -> every delivery acknowledged and
-recorded as succeeded in the store) against the fastest raw async loop POSTing the same signed payloads at the
-same concurrency (raw httpx and raw aiohttp are both timed in this run). The receiver
+recorded as succeeded in the store) against the fastest raw async loop POSTing the same
+signed payloads at the same concurrency (raw httpx and raw aiohttp are both timed in this run). The receiver
 is an aiohttp server in a separate process. Runs on SQLite, and on PostgreSQL when
 ``--pg URL`` or ``CROSSWATCH_TEST_DATABASE_URL`` is given (that database is wiped).
 
@@ -39,7 +39,6 @@ from app.settings import load_settings
 from app.signals.models import Event
 from app.webhooks import service
 from app.webhooks.models import Delivery, DeliveryAttempt
-from app.webhooks.outbox import event_json
 from app.webhooks.schemas import SubscriptionIn
 from app.webhooks.signing import new_secret, secret_key, webhook_headers
 from app.webhooks.ssrf import system_resolver
