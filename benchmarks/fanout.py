@@ -2,9 +2,10 @@
 
 End-to-end (the commit that writes the outbox rows -> every delivery acknowledged and
 recorded as succeeded in the store) against the fastest raw async loop POSTing the same
-signed payloads at the same concurrency (raw httpx and raw aiohttp are both timed in this run). The receiver
-is an aiohttp server in a separate process. Runs on SQLite, and on PostgreSQL when
-``--pg URL`` or ``CROSSWATCH_TEST_DATABASE_URL`` is given (that database is wiped).
+signed payloads at the same concurrency (raw httpx and raw aiohttp are both timed in
+this run). The receiver is an aiohttp server in a separate process. Runs on SQLite,
+and on PostgreSQL when ``--pg URL`` or ``CROSSWATCH_TEST_DATABASE_URL`` is given (that
+database is wiped).
 
 Run: ``.venv/bin/python benchmarks/fanout.py [--subscriptions 5000] [--concurrency 100]``.
 Last line: ``fanout/raw=R deliveries_per_s=N first_attempt_p50_ms=L`` (the last store
