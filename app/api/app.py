@@ -25,6 +25,7 @@ from app.db.engine import Database
 from app.market import router as market_router
 from app.settings import Settings, get_settings
 from app.signals import router as signals_router
+from app.signals.fastpath import CachedSignals
 from app.signals.service import SignalBook
 from app.status import metrics as status_metrics
 from app.status import router as status_router
@@ -85,6 +86,7 @@ def create_app(
 
     app = FastAPI(title="Crosswatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     problems.install(app)
+    app.add_middleware(CachedSignals)  # inside the request metrics (installed next)
     status_metrics.install(app)
     app.include_router(status_router.router)
     app.include_router(signals_router.router)

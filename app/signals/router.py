@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -75,6 +76,16 @@ def _rendered(
     return body
 
 
+def list_key(book: service.SignalBook, now: datetime) -> Hashable:
+    """The cache key of the ``/v1/signals`` body at ``now``."""
+    return ("signals", book.expected_session(now))
+
+
+def signal_key(book: service.SignalBook, now: datetime, name: str, rule: Rule) -> Hashable:
+    """The cache key of the ``/v1/signals/{symbol}`` body at ``now``."""
+    return ("signal", name, book.expected_session(now), rule)
+
+
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
@@ -85,7 +96,7 @@ async def list_signals(request: Request) -> Response:
     services = _services(request)
     book = _book(request)
     now = services.clock()
-    key = ("signals", book.expected_session(now))
+    key = list_key(book, now)
     body = book.cached_body(key)
     if body is None:
 
@@ -111,7 +122,7 @@ async def get_signal(
     now = services.clock()
     name = service.normalise(symbol)
     rule = _rule(fast, slow, type)
-    key = ("signal", name, book.expected_session(now), rule)
+    key = signal_key(book, now, name, rule)
 
     def render(session: Session) -> bytes:
         signal = service.one_signal(book, session, name, rule, now)

@@ -103,14 +103,15 @@ class SignalBook:
             self._verifying_since = None
             return fresh
 
-    def cached_body(self, key: Hashable) -> bytes | None:
+    def cached_body(self, key: Hashable, *, verify: bool = True) -> bytes | None:
         """The body rendered under ``key`` if the data was verified recently enough.
 
         When the verification has aged out, one caller gets None (it verifies, through
         :meth:`snapshot`) while the others keep the verified body until it is done, for
         at most another ``recheck_seconds``: otherwise every request arriving during the
         check would query the store too. After a write in this process (:meth:`recheck`,
-        :meth:`invalidate`) nobody is served the old body.
+        :meth:`invalidate`) nobody is served the old body. With ``verify=False`` the
+        caller only takes a body that needs no verification from it (None otherwise).
         """
         current = self._snapshot
         if current is None or self._verified_at == -math.inf:
@@ -119,7 +120,8 @@ class SignalBook:
         if now - self._verified_at > self._recheck_seconds:
             verifying = self._verifying_since
             if verifying is None or now - verifying > self._recheck_seconds:
-                self._verifying_since = now
+                if verify:
+                    self._verifying_since = now
                 return None
         return current.bodies.get(key)
 

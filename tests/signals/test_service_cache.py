@@ -171,3 +171,48 @@ def test_one_request_verifies_while_the_others_keep_the_verified_body(
     book.recheck()  # a write committed in this process
     assert book.cached_body(key) is None
     assert book.cached_body(key) is None
+
+
+def test_cached_bodies_are_answered_before_routing_exactly_as_the_routes_answer(
+    client: TestClient, ticks: Ticks, store: Database
+) -> None:
+    """Without a query string the cached body is sent before routing: the same bytes
+    and headers as the route's, counted under the route's template in the metrics; a
+    body that needs verifying goes to the route (which verifies), so a write elsewhere
+    is still seen after the interval."""
+    book: service.SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
+    routed_calls: list[str] = []
+    cached_body = book.cached_body
+
+    def spy(key: Any, *, verify: bool = True) -> bytes | None:
+        if verify:  # only the routes verify; the pre-routing path never does
+            routed_calls.append("routed")
+        return cached_body(key, verify=verify)
+
+    book.cached_body = spy  # type: ignore[method-assign]
+    try:
+        first = client.get("/v1/signals/%5ERUT")  # renders through the route
+        assert routed_calls == ["routed"]
+        again = client.get("/v1/signals/%5ERUT")  # answered before routing
+        listed = client.get("/v1/signals")  # routed (first render)
+        listed_again = client.get("/v1/signals")
+        assert routed_calls == ["routed", "routed"]
+        assert again.content == first.content and listed_again.content == listed.content
+        for answer in (again, listed_again):
+            assert answer.headers["content-type"] == "application/json"
+            assert int(answer.headers["content-length"]) == len(answer.content)
+        with_query = client.get("/v1/signals/%5ERUT", params={"type": "sma"})
+        assert with_query.content == first.content
+        assert routed_calls == ["routed"] * 3
+        metrics = client.get("/metrics").text
+        count = (
+            'crosswatch_http_request_duration_seconds_count{method="GET",route="%s",status="200"}'
+        )
+        assert f"{count % '/v1/signals/{symbol}'} 3.0" in metrics
+        assert f"{count % '/v1/signals'} 2.0" in metrics
+        _append(store, 2350.0)
+        ticks.now += service.RECHECK_SECONDS + 0.01
+        assert client.get("/v1/signals/%5ERUT").json()["close"] == 2350.0
+        assert routed_calls == ["routed"] * 4  # the check went through the route
+    finally:
+        book.cached_body = cached_body  # type: ignore[method-assign]
