@@ -279,11 +279,10 @@ def test_a_claimed_row_that_waited_too_long_goes_back_unsent(
     for n in range(3):
         subscribe(db, receiver.url(f"/slow/{n}"), now=clock())
     store_and_enqueue(db, [make_event(now=clock())], clock())
-    # One send at a time; a row must start within 0.05 s of its claim
-    # (lease 6.05 s - 1 s send - 5 s margin), and each send takes 0.3 s.
-    worker = _worker(
-        db, local_settings, clock, concurrency=1, timeout_seconds=1, lease_seconds=6.05
-    )
+    # One send at a time, each taking 0.3 s; a row must start within 0.05 s of its
+    # claim (what a lease 0.05 s longer than a send plus the margin would allow).
+    worker = _worker(db, local_settings, clock, concurrency=1, timeout_seconds=1)
+    worker._start_by = 0.05
     released: list[int] = []
     release = worker._release
 
