@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,12 +80,6 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite has one writer at a time. Writers of this process queue here, in
-        # order, instead of in SQLite's busy handler, which sleeps (up to 100 ms a
-        # turn) and would stall e.g. the delivery worker's claims behind its own
-        # result writes. Other processes still meet the busy timeout. A plain Lock:
-        # a request's transaction may end on another thread than the one it began on.
-        self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -101,9 +94,6 @@ class Database:
         so it holds the write lock from its first statement. A store that refuses
         (disk full, read-only, I/O error) raises ``Unavailable`` with the driver's reason.
         """
-        lock = self._write_lock if write else None
-        if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            raise Unavailable("the store failed: database is locked")
         try:
             with self.engine.connect() as connection:
                 connection.info["immediate"] = write and self.is_sqlite
@@ -122,9 +112,6 @@ class Database:
             if reason is None:
                 raise
             raise Unavailable(f"the store failed: {reason}") from exc
-        finally:
-            if lock is not None:
-                lock.release()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -20,6 +20,7 @@ import logging
 import os
 import random as random_module
 import socket
+import threading
 import time
 from collections import deque
 from datetime import datetime, timedelta
@@ -121,6 +122,10 @@ class DeliveryWorker:
         self._idle = asyncio.Event()
         self._results: list[Outcome] = []
         self._flush_due = asyncio.Event()
+        # The worker's own store writes (claims, outcomes, releases) run in threads and
+        # take turns here: on SQLite they would otherwise meet in its busy handler, which
+        # sleeps up to 100 ms a turn and stalled claims behind outcome writes.
+        self._store_turn = threading.Lock()
 
     async def __aenter__(self) -> DeliveryWorker:
         return self
@@ -324,7 +329,7 @@ class DeliveryWorker:
                 await asyncio.sleep(1)
 
     def _claim(self, limit: int, held: dict[int, int]) -> tuple[list[Job], bool]:
-        with self.db.transaction() as session:
+        with self._store_turn, self.db.transaction() as session:
             return outbox.claim(
                 session,
                 worker_id=self.worker_id,
@@ -337,25 +342,32 @@ class DeliveryWorker:
 
     def _record(self, outcomes: list[Outcome]) -> None:
         if outcomes:
-            with self.db.transaction() as session:
+            with self._store_turn, self.db.transaction() as session:
                 outbox.record(session, outcomes, worker_id=self.worker_id)
 
     def _release(self, delivery_ids: list[int]) -> None:
-        with self.db.transaction() as session:
+        with self._store_turn, self.db.transaction() as session:
             outbox.release(session, delivery_ids, self.worker_id)
 
     async def _attempt(self, job: Job) -> Outcome:
         attempted_at = self.clock()
         started = time.perf_counter()
-        code, excerpt, error, retry_after = await self._send(job, attempted_at)
+        try:
+            code, excerpt, error, retry_after = await self._send(job, attempted_at)
+        except Exception as exc:  # a bug here must not leave the row leased forever
+            log.exception("delivery %d failed unexpectedly", job.delivery_id)
+            code, excerpt, error, retry_after = None, str(exc)[:500], type(exc).__name__, None
         latency_ms = (time.perf_counter() - started) * 1000
         return self._decide(job, attempted_at, code, excerpt, error, retry_after, latency_ms)
 
     async def _send(
         self, job: Job, attempted_at: datetime
     ) -> tuple[int | None, str | None, str | None, float | None]:
-        url = URL(job.url)
-        refused = literal_refusal(url, self.settings.webhook_allow_private)
+        try:
+            url = URL(job.url)
+            refused = literal_refusal(url, self.settings.webhook_allow_private)
+        except (ValueError, UnicodeError) as exc:
+            refused = f"url is not valid: {exc}"
         if refused is not None:
             return None, refused, "UnsafeUrl", None
         body = message_body(job.event_type, attempted_at, job.event_json)
@@ -366,7 +378,8 @@ class DeliveryWorker:
             ) as response:
                 raw = await _read_excerpt(response)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), attempted_at)
-                return response.status, raw.decode("utf-8", "ignore"), None, retry_after
+                excerpt = raw.decode("utf-8", "ignore").replace("\x00", "")
+                return response.status, excerpt, None, retry_after
         except aiohttp.ClientConnectorDNSError as exc:
             if isinstance(exc.os_error, BlockedAddress):
                 return None, exc.os_error.detail, "UnsafeUrl", None
@@ -374,7 +387,7 @@ class DeliveryWorker:
         except TimeoutError:
             return None, "no answer within the timeout", "Timeout", None
         except aiohttp.ClientError as exc:
-            return None, str(exc)[:EXCERPT_BYTES], type(exc).__name__, None
+            return None, str(exc).replace("\x00", "")[:EXCERPT_BYTES], type(exc).__name__, None
 
     def _decide(
         self,

@@ -59,6 +59,7 @@ class Receiver:
     statuses: dict[str, list[int]] = field(default_factory=dict)
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     hanging: set[str] = field(default_factory=set)
+    bodies: dict[str, bytes] = field(default_factory=dict)
     delay: float = 0.0
     changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -89,9 +90,8 @@ class Receiver:
             await asyncio.sleep(self.delay)
         statuses = self.statuses.get(request.path, [200])
         status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
-        return web.Response(
-            status=status, text=f"answer {status}", headers=self.headers.get(request.path)
-        )
+        body = self.bodies.get(request.path, f"answer {status}".encode())
+        return web.Response(status=status, body=body, headers=self.headers.get(request.path))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.db.engine import Database
 from app.settings import Settings
 from app.webhooks import service
-from app.webhooks.models import Delivery, DeliveryAttempt
+from app.webhooks.models import Delivery, DeliveryAttempt, Subscription
 from app.webhooks.worker import DeliveryWorker
 from tests.webhooks.conftest import (
     MovableClock,
@@ -308,3 +308,25 @@ def test_a_claimed_row_that_waited_too_long_goes_back_unsent(
     assert len({r.path for r in receiver.received}) == 3  # each sent once
     for delivery in _deliveries(db):
         assert [a.status_code for a in _attempts(db, delivery.id)] == [200]
+
+
+def test_a_url_the_client_cannot_parse_and_a_nul_in_the_answer_are_recorded(
+    db: Database, local_settings: Settings, clock: MovableClock, receiver: Receiver
+) -> None:
+    """Nothing an endpoint stores or answers leaves a row leased and unrecorded: an
+    unparseable URL is an ``UnsafeUrl`` attempt, and a NUL byte in the answer (which
+    PostgreSQL text cannot hold) is dropped from the excerpt."""
+    bad, _ = subscribe(db, receiver.url("/placeholder"), now=clock())
+    with db.transaction() as session:
+        stored = session.get(Subscription, bad)
+        assert stored is not None
+        stored.url = "http://exa mple.com:99999/x"  # stored before validation existed
+    subscribe(db, receiver.url("/nul"), now=clock())
+    receiver.bodies["/nul"] = b"ok\x00done"
+    store_and_enqueue(db, [make_event(now=clock())], clock())
+    assert asyncio.run(_run_once(_worker(db, local_settings, clock))) == 2
+    attempts = {d.subscription_id: _attempts(db, d.id) for d in _deliveries(db)}
+    (refused,) = attempts[bad]
+    assert refused.error_class == "UnsafeUrl"
+    (answered,) = next(a for sid, a in attempts.items() if sid != bad)
+    assert (answered.status_code, answered.response_excerpt) == (200, "okdone")
