@@ -20,7 +20,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     String,
-    Table,
     and_,
     any_,
     bindparam,
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.db.base import Base
+from app.db.base import table_of
 from app.db.bulk import insert_rows
 from app.signals.models import Event
 from app.webhooks import repository
@@ -117,7 +116,7 @@ def claim(
     held = held or {}
     connection = session.connection()
     relax_commit(connection)
-    deliveries, subscriptions = _table(Delivery), _table(Subscription)
+    deliveries, subscriptions = table_of(Delivery), table_of(Subscription)
     d, s = deliveries.c, subscriptions.c
     due = and_(
         d.status == PENDING,
@@ -215,12 +214,6 @@ def ids_in(
     return column.in_(values.scalar_subquery())
 
 
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 def signing_keys(
     secret: str, previous: str | None, previous_expires: datetime | None, now: datetime
 ) -> tuple[bytes, ...]:
@@ -255,7 +248,7 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker_id: str) -> 
     """Log every attempt and move each delivery and its subscription to the next state."""
     if not outcomes:
         return
-    attempts = _table(DeliveryAttempt)
+    attempts = table_of(DeliveryAttempt)
     connection = session.connection()
     relax_commit(connection)
     insert_rows(
@@ -275,7 +268,7 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker_id: str) -> 
             for o in outcomes
         ],
     )
-    table = _table(Delivery)
+    table = table_of(Delivery)
     c = table.c
     mine = and_(c.locked_by == worker_id, c.status == PENDING)
     done = {
@@ -349,7 +342,7 @@ def _update_subscriptions(session: Session, outcomes: Sequence[Outcome]) -> None
     succeeded = {o.job.subscription_id for o in outcomes if o.status == SUCCEEDED}
     failing = {o.job.subscription_id for o in outcomes if o.status != SUCCEEDED} - succeeded
     gone = {o.job.subscription_id: o.attempted_at for o in outcomes if o.gone}
-    subscriptions = _table(Subscription)
+    subscriptions = table_of(Subscription)
     if succeeded:
         connection = session.connection()
         session.execute(

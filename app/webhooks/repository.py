@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, event, select, text, update
+from sqlalchemy import Select, and_, bindparam, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.db.base import table_of
 from app.signals.models import Event
 from app.webhooks.models import CANCELLED, PENDING, Delivery, DeliveryAttempt, Subscription
 
@@ -106,8 +107,7 @@ def insert_deliveries(session: Session, pairs: Iterable[tuple[str, int]], now: d
     rows = [{"event_id": event_id, "subscription_id": sid} for event_id, sid in pairs]
     if not rows:
         return
-    table = Delivery.__table__
-    assert isinstance(table, Table)
+    table = table_of(Delivery)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
