@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -18,11 +19,14 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.market.service import read_csv_file, store_bars
+from tests.support import realdata
 
-GSPC = Path(__file__).resolve().parents[2] / "shared" / "data" / "gspc_daily.csv"
+GSPC = realdata.csv_path("gspc_daily.csv")
 RUNS = 5
 
 

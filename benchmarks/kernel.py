@@ -28,8 +28,7 @@ from app.signals.kernel import (
     trigger_close,
     zigzag,
 )
-
-DATA = Path("/work/shared/data")
+from tests.support import realdata
 
 
 def random_walks(symbols: int, sessions: int, seed: int) -> np.ndarray:
@@ -41,7 +40,7 @@ def random_walks(symbols: int, sessions: int, seed: int) -> np.ndarray:
 def real_matrix() -> np.ndarray:
     series = []
     for name in ("rut", "gspc", "ixic"):
-        frame = pd.read_csv(DATA / f"{name}_daily.csv")
+        frame = pd.read_csv(realdata.compressed(f"{name}_daily.csv"))
         series.append(frame["close"].to_numpy(dtype=np.float64))
     width = max(len(s) for s in series)
     matrix = np.full((len(series), width), np.nan)

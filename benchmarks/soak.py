@@ -42,7 +42,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-GSPC_FILE = ROOT.parent / "shared" / "data" / "gspc_daily.csv"
+from tests.support import realdata  # noqa: E402
+
+GSPC_FILE = realdata.csv_path("gspc_daily.csv")
 CROSS_TYPES = frozenset({"golden_cross", "death_cross", "cross_approaching"})
 DEFAULT_RULE = "sma:50:200"
 SAMPLE_SECONDS = 0.5

@@ -1,5 +1,5 @@
 """Shared fixtures: a real, migrated store per test (SQLite file, or PostgreSQL when
-``CROSSWATCH_TEST_DATABASE_URL`` is set), real data paths, and a fixed clock."""
+``CROSSWATCH_TEST_DATABASE_URL`` is set), real data (inside the repository), and a fixed clock."""
 
 from __future__ import annotations
 
@@ -18,19 +18,20 @@ from app.db.engine import Database
 from app.db.metadata import metadata
 from app.db.migrate import upgrade
 from app.settings import Settings, load_settings
+from tests.support import realdata
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 PG_URL = os.environ.get("CROSSWATCH_TEST_DATABASE_URL")
 FIXED_NOW = datetime(2026, 8, 24, 12, 0, tzinfo=UTC)
 
 
 def data_file(name: str) -> Path:
-    """A real series from ../shared/data (CI has it beside the clone)."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.fail(f"real data {path} is missing: tests need ../shared/data")
-    return path
+    """A real series shipped in the repository (see ``tests/data/SOURCES.md``), as a plain CSV
+    file; a missing series fails the test."""
+    try:
+        return realdata.csv_path(name)
+    except realdata.MissingSeries as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="session")

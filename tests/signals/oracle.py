@@ -8,11 +8,13 @@ units of that denominator. Shares no code with ``app.signals.kernel``.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from pathlib import Path
+
+from tests.support import realdata
 
 TOLERANCE = Fraction(1, 10**9)
 
@@ -161,12 +163,10 @@ def zigzag(
     return turns
 
 
-DATA_DIR = Path("/work/shared/data")
-SERIES = ("rut", "gspc", "ixic", "iwm", "qqq", "spy")
+SERIES = realdata.SERIES
 
 
 def load_series(name: str) -> tuple[list[str], list[float]]:
-    """Dates and closes of ``<name>_daily.csv`` from the shared data folder."""
-    with (DATA_DIR / f"{name}_daily.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    """Dates and closes of the real series ``<name>_daily.csv`` shipped in the repository."""
+    rows = list(csv.DictReader(io.StringIO(realdata.read_text(f"{name}_daily.csv"))))
     return [row["date"] for row in rows], [float(row["close"]) for row in rows]

@@ -15,10 +15,6 @@ from app.signals.kernel import (
 )
 from tests.signals import oracle
 
-pytestmark = pytest.mark.skipif(
-    not oracle.DATA_DIR.exists(), reason="shared market data not available"
-)
-
 
 @pytest.fixture(scope="module", params=oracle.SERIES)
 def series(request: pytest.FixtureRequest) -> tuple[str, list[str], list[float]]:
