@@ -3,9 +3,11 @@
 Matching an event to a subscription: its type must be among the subscription's event
 types (empty: all), its symbol among its symbols (null: all), and for cross events
 (``golden_cross``, ``death_cross``, ``cross_approaching``) its rule string must be the
-subscription's rule (``sma:50:200`` unless it set its own). A ``retracted`` event also
-goes to every subscription that was sent the event it retracts. ``test`` and
-``snapshot`` events are made for one subscription and never fanned out.
+subscription's rule (``sma:50:200`` unless it set its own). A ``retracted`` event
+carries its original's rule and type (``data.original_type``): it matches like that
+original would, by symbol and, when it retracts a cross, by rule; it also goes to every
+subscription that was sent the event it retracts. ``test`` and ``snapshot`` events are
+made for one subscription and never fanned out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from sqlalchemy.orm import Session
 from app.auth.service import Identity
 from app.clock import system_clock
 from app.errors import Conflict, InvalidInput, NotFound
+from app.market.calendar import last_closed_session
 from app.signals.models import Event
+from app.signals.repository import ONE_OFF_TYPES
 from app.webhooks import repository
 from app.webhooks.models import PENDING, Delivery, Subscription
 from app.webhooks.schemas import Rule, SubscriptionIn, SubscriptionPatch
@@ -29,7 +33,7 @@ from app.webhooks.signing import new_secret
 from app.webhooks.ssrf import Resolver, check_url
 
 CROSS_TYPES = frozenset({"golden_cross", "death_cross", "cross_approaching"})
-PRIVATE_TYPES = frozenset({"test", "snapshot"})
+PRIVATE_TYPES = frozenset(ONE_OFF_TYPES)
 DEFAULT_RULE = "sma:50:200"
 ROTATION_OVERLAP = timedelta(hours=24)
 REPLAY_LIMIT = 10_000
@@ -70,7 +74,15 @@ def matches(subscription: Target, event: Event) -> bool:
         return False
     if subscription.symbols is not None and event.symbol not in subscription.symbols:
         return False
-    return event.type not in CROSS_TYPES or event.rule == rule_string(subscription)
+    return not _rule_bound(event) or event.rule == rule_string(subscription)
+
+
+def _rule_bound(event: Event) -> bool:
+    """Whether only subscriptions of the event's rule want it: a cross, or the
+    retraction of one (it carries the original's rule)."""
+    if event.type == "retracted":
+        return event.data.get("original_type") in CROSS_TYPES
+    return event.type in CROSS_TYPES
 
 
 def enqueue_for_events(
@@ -159,19 +171,21 @@ def _set_rule(subscription: Subscription, rule: Rule | None) -> None:
     subscription.rule_type = rule.type if rule else None
 
 
-def update_subscription(
-    session: Session,
-    subscription: Subscription,
-    patch: SubscriptionPatch,
-    *,
-    now: datetime,
-    urls: UrlPolicy,
-) -> Subscription:
-    given = patch.model_fields_set
-    if "url" in given:
+def check_patch_url(patch: SubscriptionPatch, urls: UrlPolicy) -> None:
+    """Validate a patch's new URL (blocking: resolves the host). Call it before the
+    write transaction's first statement: on SQLite that takes the write lock."""
+    if "url" in patch.model_fields_set:
         if patch.url is None:
             raise InvalidInput("url cannot be null")
         check_url(patch.url, resolver=urls.resolver, allow_private=urls.allow_private)
+
+
+def update_subscription(
+    session: Session, subscription: Subscription, patch: SubscriptionPatch, *, now: datetime
+) -> Subscription:
+    """Apply ``patch``; its URL must have passed ``check_patch_url``."""
+    given = patch.model_fields_set
+    if "url" in given and patch.url is not None:
         subscription.url = patch.url
     if "event_types" in given:
         subscription.event_types = list(patch.event_types or [])
@@ -237,13 +251,17 @@ def single_event(
     data: dict[str, Any],
     now: datetime,
 ) -> Event:
-    """Store a one-off event (``test``, ``snapshot``) with a fresh id and its delivery."""
+    """Store a one-off event (``test``, ``snapshot``) with a fresh id and its delivery.
+
+    Its session is the newest closed one at ``now`` (what a snapshot describes), not
+    the calendar date: on a weekend or before the close, today is no session yet.
+    """
     _require_enabled(subscription)
     event = Event(
         id="evt_" + secrets.token_hex(12),
         type=event_type,
         symbol="*",
-        session=now.date(),
+        session=last_closed_session(now),
         rule=event_type,
         live=False,
         data=data,
