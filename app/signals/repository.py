@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput
 from app.signals.models import Event
 
+# Made for one webhook subscription on request, not detected: kept out of the event
+# feed unless asked for by type.
+ONE_OFF_TYPES = ("test", "snapshot")
+
 
 def insert_new(session: Session, events: Sequence[Event]) -> list[Event]:
     """Insert the events whose id is not stored yet; return those (re-runs add nothing)."""
@@ -86,12 +90,18 @@ def page(
     limit: int,
     live: bool | None = None,
 ) -> tuple[list[Event], str | None]:
-    """Events oldest first by (created_at, id); ``after`` is the previous page's cursor."""
+    """Events oldest first by (created_at, id); ``after`` is the previous page's cursor.
+
+    ``test`` and ``snapshot`` events (made for one subscription, not facts of the
+    market) are listed only when ``event_type`` asks for them.
+    """
     query = select(Event)
     if symbol is not None:
         query = query.where(Event.symbol == symbol)
     if event_type is not None:
         query = query.where(Event.type == event_type)
+    else:
+        query = query.where(Event.type.not_in(ONE_OFF_TYPES))
     if live is not None:
         query = query.where(Event.live.is_(live))
     if after is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -78,7 +78,13 @@ class Outcome:
 
 
 def event_json(event: Event) -> bytes:
-    """The ``Event`` object of DESIGN §8, serialised once per event."""
+    """The ``Event`` object of DESIGN §8, serialised once per event.
+
+    ``created_at`` always carries its UTC offset (RFC 3339): SQLite reads it back
+    without one, and every stored time is UTC.
+    """
+    stored = event.created_at
+    created_at = stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
     return json.dumps(
         {
             "id": event.id,
@@ -87,7 +93,7 @@ def event_json(event: Event) -> bytes:
             "session": event.session.isoformat(),
             "live": event.live,
             "data": event.data,
-            "created_at": event.created_at.isoformat(),
+            "created_at": created_at.isoformat(),
         },
         separators=(",", ":"),
     ).encode()
