@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy.orm import Session
 
@@ -127,9 +128,17 @@ class Poller:
         """Fetch and validate one symbol: its outcome if it failed, else what to store."""
         outcome = SymbolOutcome(symbol)
         now = self.clock()
+        # Each instrument (the symbol, its proxy) is fetched from its own stored newest
+        # session back the overlap, and validated against its own left neighbour.
+        overlap = self.settings.poll_overlap_sessions
+        since: dict[str, date | None] = {}
+        left: dict[str, tuple[date, float] | None] = {}
         with self.db.transaction(write=False) as session:
-            since = repository.session_before(session, symbol, self.settings.poll_overlap_sessions)
-            left = repository.bar_before(session, symbol, since) if since else None
+            for instrument in self.chain.instruments(symbol):
+                since[instrument] = start = repository.session_before(session, instrument, overlap)
+                left[instrument] = (
+                    repository.bar_before(session, instrument, start) if start else None
+                )
         try:
             fetched = await self.chain.fetch(symbol, since, now=now)
         except AllProvidersFailed as exc:
@@ -141,7 +150,10 @@ class Poller:
         outcome.source, outcome.instrument = result.source, result.instrument
         try:
             checked = validate_bars(
-                result.bars, now=now, last_stored=left, bad_tick_pct=self.settings.bad_tick_pct
+                result.bars,
+                now=now,
+                last_stored=left.get(result.instrument),
+                bad_tick_pct=self.settings.bad_tick_pct,
             )
         except BadData as exc:
             outcome.error = f"rejected {result.source} response: {exc.reason}"

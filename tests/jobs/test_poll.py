@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
@@ -209,3 +209,42 @@ def test_poll_command_against_a_local_yahoo_server(
         third = run_cli("poll", "^RUT", database_url=database_url, env=env)
     assert third.returncode == 1
     assert "^RUT: failed: no provider could fetch ^RUT: yahoo (^RUT): " in third.stderr
+
+
+def test_a_proxy_is_backfilled_from_its_own_window_not_the_index(
+    db: Database, settings: Settings, real_series: dict[str, list[Bar]]
+) -> None:
+    settings = settings.model_copy(update={"proxies": {"^RUT": "IWM"}})
+    iwm = read_csv_file(data_file("iwm_daily.csv"))
+    fake = YahooFake(series={"^RUT": list(real_series["^RUT"][:-5])})
+    clock = Clock(at_new_york(MONDAY, 9, 0))
+    assert run_poll(db, settings, fake, clock, ["^RUT"]).status == "ok"
+
+    # Yahoo loses ^RUT: the chain falls back to IWM, which nothing has stored yet.
+    fake.series = {"IWM": list(iwm)}
+    report = run_poll(db, settings, fake, clock, ["^RUT"])
+    assert report.status == "failed"
+    assert "proxy IWM was fetched" in (report.outcomes[0].error or "")
+    with db.transaction(write=False) as session:
+        assert repository.bar_count(session, "IWM") == len(iwm)
+        assert repository.bar_count(session, "^RUT") == len(real_series["^RUT"]) - 5
+        stored = repository.read_bars(session, "IWM")
+    assert (stored[0].session, stored[-1].session) == (iwm[0].session, iwm[-1].session)
+
+    # Next time IWM's own newest session sets its window: only the overlap is asked.
+    fake.series["IWM"].append(Bar(MONDAY, round(iwm[-1].close * 1.01, 2)))
+    clock.now = at_new_york(MONDAY, 17, 30)
+    periods: list[tuple[str, int]] = []
+    handler = fake.handler
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        periods.append((request.url.path, int(request.url.params["period1"])))
+        return handler(request)
+
+    fake.handler = recording  # type: ignore[method-assign]
+    run_poll(db, settings, fake, clock, ["^RUT"])
+    iwm_start = [p for path, p in periods if path.endswith("/IWM")]
+    assert iwm_start, periods
+    assert all(datetime.fromtimestamp(p, UTC).date() == iwm[-6].session for p in iwm_start)
+    with db.transaction(write=False) as session:
+        assert repository.bar_count(session, "IWM") == len(iwm) + 1

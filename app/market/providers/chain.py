@@ -62,16 +62,28 @@ class ProviderChain:
         self.providers = list(providers)
         self.proxies = {symbol.upper(): proxy for symbol, proxy in proxies.items()}
 
-    async def fetch(self, symbol: str, since: date | None, *, now: datetime) -> ChainResult:
-        attempts: list[Attempt] = []
+    def instruments(self, symbol: str) -> list[str]:
+        """What a fetch of ``symbol`` may ask for, in order: itself, then its proxy."""
         instruments = [symbol]
         proxy = self.proxies.get(symbol.upper())
         if proxy and proxy.upper() != symbol.upper():
             instruments.append(proxy)
-        for instrument in instruments:
+        return instruments
+
+    async def fetch(
+        self, symbol: str, since: Mapping[str, date | None], *, now: datetime
+    ) -> ChainResult:
+        """Fetch ``symbol``, each instrument from its own ``since[instrument]``.
+
+        Every instrument has its own stored history, so its own window: a proxy
+        fetched with the index's ``since`` would never be backfilled. An instrument
+        missing from ``since`` has nothing stored and is fetched in full.
+        """
+        attempts: list[Attempt] = []
+        for instrument in self.instruments(symbol):
             for provider in self.providers:
                 try:
-                    result = await provider.fetch(instrument, since, now=now)
+                    result = await provider.fetch(instrument, since.get(instrument), now=now)
                 except ProviderError as exc:
                     attempts.append(Attempt(provider.name, instrument, exc.reason))
                     continue

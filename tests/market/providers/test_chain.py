@@ -55,7 +55,7 @@ def chain_fetch(vendors: Vendors, symbol: str, proxies: dict[str, str]) -> Chain
             ],
             proxies,
         )
-        return await chain.fetch(symbol, date(2025, 10, 1), now=NOW)
+        return await chain.fetch(symbol, {symbol: date(2025, 10, 1)}, now=NOW)
 
     return run_with_client(vendors, body)
 
@@ -117,6 +117,33 @@ def test_proxy_only_after_every_provider_failed_and_never_silent() -> None:
     ]
 
 
+def test_each_instrument_is_fetched_from_its_own_since() -> None:
+    asked: dict[str, str] = {}
+
+    def yahoo(request: httpx.Request) -> httpx.Response:
+        asked[request.url.path.rsplit("/", 1)[-1]] = request.url.params["period1"]
+        if request.url.path.endswith("^RUT"):
+            return yahoo_404(request)
+        return json_response(WEEKEND)
+
+    policy, _ = retry_policy(1)
+
+    async def body(client: httpx.AsyncClient) -> ChainResult:
+        provider = YahooProvider(client, base_url="https://yahoo.test", retry=policy)
+        chain = ProviderChain([provider], {"^RUT": "IWM"})
+        assert chain.instruments("^RUT") == ["^RUT", "IWM"]
+        assert chain.instruments("IWM") == ["IWM"]
+        return await chain.fetch("^RUT", {"^RUT": date(2025, 10, 1)}, now=NOW)
+
+    outcome = run_with_client(yahoo, body)
+    assert outcome.result.instrument == "IWM"
+    # The index from its own window; the proxy, with nothing stored, from the start.
+    assert asked == {
+        "^RUT": str(int(datetime(2025, 10, 1, tzinfo=UTC).timestamp())),
+        "IWM": str(int(datetime(1900, 1, 1, tzinfo=UTC).timestamp())),
+    }
+
+
 def test_all_failing_raises_with_every_reason() -> None:
     vendors = Vendors(
         {
@@ -159,7 +186,7 @@ def test_build_providers_follows_settings_order(tmp_path: Path) -> None:
         chain = build_chain(settings, client)
         assert isinstance(providers[0], CsvDirProvider)
         assert isinstance(providers[1], FredProvider)
-        return [p.name for p in providers], await chain.fetch("^RUT", None, now=NOW)
+        return [p.name for p in providers], await chain.fetch("^RUT", {}, now=NOW)
 
     def unreachable(request: httpx.Request) -> httpx.Response:
         raise AssertionError(f"no HTTP expected, got {request.url}")
