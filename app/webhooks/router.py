@@ -113,10 +113,10 @@ def update(
     services: ServicesDep,
     resolver: ResolverDep,
 ) -> SubscriptionOut:
+    # Resolve before the transaction's first statement: no DNS wait under the write lock.
+    service.check_patch_url(body, _policy(services, resolver))
     subscription = service.get_owned(session, identity, subscription_id)
-    updated = service.update_subscription(
-        session, subscription, body, now=services.clock(), urls=_policy(services, resolver)
-    )
+    updated = service.update_subscription(session, subscription, body, now=services.clock())
     return _out(updated)
 
 
