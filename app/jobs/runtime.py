@@ -16,7 +16,7 @@ import httpx
 
 from app.clock import Clock
 from app.db.engine import Database
-from app.jobs.leader import Leadership
+from app.jobs.leader import CHECK_INTERVAL_SECONDS, Leadership, Tenure, while_leading
 from app.jobs.poll import Poller, PollReport
 from app.jobs.scheduler import PollScheduler
 from app.market.providers import build_chain
@@ -55,15 +55,26 @@ async def poller(
 
 
 class SerialPolls:
-    """Runs polls one at a time within the process (start-up, scheduled, on demand)."""
+    """Runs polls one at a time within the process (start-up, scheduled, on demand).
 
-    def __init__(self, target: Poller) -> None:
+    With a ``tenure``, each poll first asks whether this process still leads and is
+    skipped (None) if it does not: a leader whose lock was lost must not poll beside
+    the standby that took over.
+    """
+
+    def __init__(self, target: Poller, tenure: Tenure | None = None) -> None:
         self.target = target
+        self.tenure = tenure
         self.lock = asyncio.Lock()
         self.last: PollReport | None = None
 
-    async def __call__(self, trigger: str, symbols: Sequence[str] | None = None) -> PollReport:
+    async def __call__(
+        self, trigger: str, symbols: Sequence[str] | None = None
+    ) -> PollReport | None:
         async with self.lock:
+            if self.tenure is not None and not await self.tenure.confirm():
+                log.warning("skipped the %s poll: this process no longer leads", trigger)
+                return None
             self.last = await self.target.poll(symbols, trigger=trigger)
             return self.last
 
@@ -78,18 +89,23 @@ async def run_scheduler(
     rules: Callable[..., Any] | None = None,
     on_committed: Callable[[PollReport], None] | None = None,
     started: Callable[[PollScheduler], None] | None = None,
+    leadership: Leadership | None = None,
+    check_interval: float = CHECK_INTERVAL_SECONDS,
 ) -> None:
-    """Lead (or wait to lead), then poll after every session close until ``stop``."""
-    leadership = Leadership(db)
-    if not await leadership.wait(stop):
-        return
-    try:
+    """Lead (or wait to lead), then poll after every session close until ``stop``.
+
+    A leader that loses its lock steps down and waits to lead again (see
+    :mod:`app.jobs.leader`); each new tenure starts with a catch-up poll.
+    """
+    lock = leadership if leadership is not None else Leadership(db)
+
+    async def lead(tenure: Tenure) -> None:
         async with poller(
             db, settings, clock=clock, enqueue=enqueue, rules=rules, on_committed=on_committed
         ) as target:
-            scheduler = PollScheduler(SerialPolls(target), settings.poll_time)
+            scheduler = PollScheduler(SerialPolls(target, tenure), settings.poll_time)
             if started is not None:
                 started(scheduler)
-            await scheduler.run(stop)
-    finally:
-        await asyncio.to_thread(leadership.release)
+            await scheduler.run(tenure.ended)
+
+    await while_leading(lock, stop, lead, interval=check_interval)
