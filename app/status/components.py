@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from app.market import calendar
 from app.market.models import PollResult, PollRun
+from app.status.health import StoreProblem
 from app.status.repository import DeliveryFacts, aware
 from app.status.schemas import Component, State
 
@@ -48,7 +49,7 @@ def worst(states: Sequence[State]) -> State:
     return max(states, key=lambda state: SEVERITY[state], default="operational")
 
 
-def store(problem: str | None) -> Component:
+def store(problem: StoreProblem | None) -> Component:
     if problem is None:
         return Component(
             name="store",
@@ -56,8 +57,7 @@ def store(problem: str | None) -> Component:
             state="operational",
             reason="reachable, migrations current",
         )
-    state: State = "down" if "unreachable" in problem else "degraded"
-    return Component(name="store", kind="store", state=state, reason=problem)
+    return Component(name="store", kind="store", state=problem.state, reason=problem.reason)
 
 
 def scheduler(runs: Sequence[Run], now: datetime, delay: timedelta) -> Component:

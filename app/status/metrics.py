@@ -30,6 +30,7 @@ from app.api.deps import Services
 from app.market import calendar
 from app.market import repository as market
 from app.status import repository
+from app.status.health import store_problem
 from app.status.service import sessions_behind
 
 POLL_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -58,6 +59,11 @@ class StoreCollector(Collector):
         if services is None:  # scraped before the lifespan built the services
             return
         up = GaugeMetricFamily("crosswatch_store_up", "1 when the store answered this scrape")
+        problem = store_problem(services.db)  # the store itself, not a pooled handle
+        if problem is not None and problem.state == "down":
+            up.add_metric([], 0.0)
+            yield up
+            return
         try:
             with services.db.transaction(write=False) as session:
                 families = list(self._from_store(session, services))

@@ -1,7 +1,9 @@
 """Gathers the status facts from the store, the signal book and the calendar.
 
-Read-only. The store is checked first: when it is unreachable or behind on migrations
-the report says so and carries nothing else, rather than failing the page.
+Read-only. The store is checked first (``health.store_problem``, a fresh look at the
+store rather than the pool): when it is unreachable, broken, read-only or behind on
+migrations the report says so and carries nothing else, rather than failing the page.
+A store that fails between that check and the reads is reported the same way.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.db.engine import Database
+from app.errors import Unavailable
 from app.jobs.scheduler import close_delay
 from app.market import calendar, polls
 from app.settings import Settings
@@ -22,7 +26,7 @@ from app.signals.service import SignalBook, Snapshot, all_signals
 from app.status import components, repository
 from app.status.chart import CHART_SESSIONS, Series
 from app.status.components import Run
-from app.status.health import readiness_problem
+from app.status.health import StoreProblem, failed, store_problem
 from app.status.schemas import (
     Component,
     CrossMarker,
@@ -56,21 +60,32 @@ def sessions_behind(last: date, expected: date) -> int:
 
 
 def gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -> Gathered:
-    problem = readiness_problem(db)
-    store = components.store(problem)
+    problem = store_problem(db)
     if problem is not None:
-        overall = Overall(state=store.state, summary=f"Store {store.state}: {problem}")
-        report = StatusReport(
-            generated_at=now,
-            overall=overall,
-            components=[store],
-            symbols=[],
-            events=[],
-            deliveries=None,
-            polls=[],
-            next_poll_at=None,
-        )
-        return Gathered(report)
+        return _store_only(problem, now)
+    try:
+        return _gather(db, book, settings, now)
+    except (SQLAlchemyError, Unavailable) as exc:
+        return _store_only(failed(exc), now)
+
+
+def _store_only(problem: StoreProblem, now: datetime) -> Gathered:
+    store = components.store(problem)
+    report = StatusReport(
+        generated_at=now,
+        overall=Overall(state=store.state, summary=f"Store {store.state}: {problem.reason}"),
+        components=[store],
+        symbols=[],
+        events=[],
+        deliveries=None,
+        polls=[],
+        next_poll_at=None,
+    )
+    return Gathered(report)
+
+
+def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -> Gathered:
+    store = components.store(None)
     delay = close_delay(settings.poll_time)
     with db.transaction(write=False) as session:
         runs = [
