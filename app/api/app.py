@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api import problems
 from app.api.deps import Services
@@ -84,7 +85,11 @@ def create_app(
             if owned:
                 database.dispose()
 
-    app = FastAPI(title="Crosswatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI and ReDoc from the installed fastapi-offline package, not a CDN: /docs
+    # renders on a machine with no internet.
+    app = FastAPIOffline(
+        title="Crosswatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
     problems.install(app)
     app.add_middleware(CachedSignals)  # inside the request metrics (installed next)
     status_metrics.install(app)
