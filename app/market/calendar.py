@@ -2,12 +2,19 @@
 
 Backed by ``exchange_calendars`` (a maintained calendar, early closes included);
 nothing else in the code knows holidays.
+
+An ``exchange_calendars`` calendar has a last session (by default a year after it was
+built). This module builds it to reach ``HORIZON`` past the newest date it was asked
+about, and rebuilds it (once, under a lock, about 1 s) whenever a date within
+``MARGIN`` of its end is asked about, so a process that runs for years never meets the
+end: the dates asked about follow the injected clock, not the build day.
 """
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
@@ -15,11 +22,56 @@ import pandas as pd
 
 NEW_YORK = ZoneInfo("America/New_York")
 _CALENDAR_NAME = "XNYS"
+_FIRST_DAY = date(1990, 1, 1)
+#: How far past the newest date asked about the calendar is built.
+HORIZON = timedelta(days=2 * 366)
+#: A date this close to the calendar's end triggers a rebuild (a poll looks ahead a
+#: few sessions; a year of headroom keeps rebuilds to about one a year).
+MARGIN = timedelta(days=366)
+#: Dates past this are never built for (``is_session`` falls back to weekdays).
+_FURTHEST_DAY = date(2200, 1, 1)
 
 
-@lru_cache(maxsize=1)
-def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(_CALENDAR_NAME, start="1990-01-01")
+@dataclass(frozen=True)
+class _Built:
+    calendar: xcals.ExchangeCalendar
+    first: date
+    last: date
+    sessions: frozenset[date]
+
+
+_built: _Built | None = None
+_building = threading.Lock()
+
+
+def _covering(day: date) -> _Built:
+    """The calendar, rebuilt first if ``day`` is within ``MARGIN`` of its end."""
+    built = _built
+    wanted = min(day + MARGIN, _FURTHEST_DAY)
+    if built is not None and wanted <= built.last:
+        return built
+    with _building:
+        return _build(wanted)
+
+
+def _build(wanted: date) -> _Built:
+    global _built
+    if _built is not None and wanted <= _built.last:
+        return _built  # another thread rebuilt it meanwhile
+    end = wanted - MARGIN + HORIZON
+    cal = xcals.get_calendar(_CALENDAR_NAME, start=_FIRST_DAY.isoformat(), end=end.isoformat())
+    sessions = frozenset(label.date() for label in cal.sessions)
+    _built = _Built(cal, cal.first_session.date(), cal.last_session.date(), sessions)
+    return _built
+
+
+def _calendar(covering: date) -> xcals.ExchangeCalendar:
+    return _covering(covering).calendar
+
+
+def covered_until() -> date:
+    """The last date the current calendar knows (it grows; see the module docstring)."""
+    return _built.last if _built is not None else _FIRST_DAY
 
 
 def _utc(moment: datetime) -> pd.Timestamp:
@@ -28,35 +80,28 @@ def _utc(moment: datetime) -> pd.Timestamp:
     return pd.Timestamp(moment).tz_convert("UTC")
 
 
-@lru_cache(maxsize=1)
-def _all_sessions() -> tuple[date, date, frozenset[date]]:
-    cal = _calendar()
-    sessions = frozenset(label.date() for label in cal.sessions)
-    return cal.first_session.date(), cal.last_session.date(), sessions
-
-
 def is_session(day: date) -> bool:
     """Whether ``day`` is an XNYS session.
 
     Outside the calendar's range (before 1990, or past the year ahead it knows) a
     weekday counts as a session: old history predates the holiday tables.
     """
-    first, last, sessions = _all_sessions()
-    if day < first or day > last:
+    built = _covering(day)
+    if day < built.first or day > built.last:
         return day.weekday() < 5
-    return day in sessions
+    return day in built.sessions
 
 
 def session_close(day: date) -> datetime:
     """The UTC instant the session ``day`` closes (13:00 ET on early-close days)."""
-    close = _calendar().session_close(pd.Timestamp(day))
+    close = _calendar(day).session_close(pd.Timestamp(day))
     return close.to_pydatetime()  # type: ignore[no-any-return]
 
 
 def last_closed_session(now: datetime) -> date:
     """The newest session whose close is at or before ``now``."""
-    cal = _calendar()
     ts = _utc(now)
+    cal = _calendar(ts.date())
     minute = ts.floor("min")
     day = minute.tz_convert(NEW_YORK).date()
     candidate = pd.Timestamp(day)
@@ -71,13 +116,13 @@ def sessions_between(start: date, end: date) -> list[date]:
     """Every session from ``start`` to ``end`` inclusive."""
     if end < start:
         return []
-    cal = _calendar()
+    cal = _calendar(end)
     labels = cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))
     return [label.date() for label in labels]
 
 
 def next_session(day: date) -> date:
-    cal = _calendar()
+    cal = _calendar(day)
     ts = pd.Timestamp(day)
     if cal.is_session(ts):
         return cal.next_session(ts).date()  # type: ignore[no-any-return]
@@ -85,7 +130,7 @@ def next_session(day: date) -> date:
 
 
 def previous_session(day: date) -> date:
-    cal = _calendar()
+    cal = _calendar(day)
     ts = pd.Timestamp(day)
     if cal.is_session(ts):
         return cal.previous_session(ts).date()  # type: ignore[no-any-return]
@@ -94,8 +139,8 @@ def previous_session(day: date) -> date:
 
 def next_poll_time(now: datetime, delay: timedelta) -> datetime:
     """The first session close plus ``delay`` strictly after ``now`` (UTC)."""
-    cal = _calendar()
     ts = _utc(now)
+    cal = _calendar(ts.date())
     day = pd.Timestamp(ts.tz_convert(NEW_YORK).date())
     session = day if cal.is_session(day) else cal.date_to_session(day, direction="next")
     while True:
