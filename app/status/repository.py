@@ -7,6 +7,7 @@ and answers ``None`` when they do not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,10 @@ from sqlalchemy.orm import Session
 from app.market.models import PollResult, PollRun
 from app.signals.models import Event
 from app.webhooks.models import PENDING, Delivery, DeliveryAttempt, Subscription
+from app.webhooks.service import PRIVATE_TYPES
 
 WEBHOOK_TABLES = ("subscriptions", "deliveries", "delivery_attempts")
+_ERROR_CLASS = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,99}")
 
 
 def aware(moment: datetime) -> datetime:
@@ -26,14 +29,25 @@ def aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _public_event() -> ColumnElement[bool]:
+    """Market facts only: ``test`` and ``snapshot`` events are one owner's deliveries."""
+    return Event.type.not_in(sorted(PRIVATE_TYPES))
+
+
 def recent_events(session: Session, limit: int = 12) -> list[Event]:
     """The newest facts by session (a backfill stores history with one ``created_at``)."""
-    query = select(Event).order_by(Event.session.desc(), Event.created_at.desc(), Event.id)
+    query = (
+        select(Event)
+        .where(_public_event())
+        .order_by(Event.session.desc(), Event.created_at.desc(), Event.id)
+    )
     return list(session.scalars(query.limit(limit)))
 
 
 def events_by_type(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Event.type, func.count()).group_by(Event.type)).tuples()
+    rows = session.execute(
+        select(Event.type, func.count()).where(_public_event()).group_by(Event.type)
+    ).tuples()
     return {kind: int(count) for kind, count in rows}
 
 
@@ -126,12 +140,26 @@ def delivery_facts(session: Session, now: datetime, window: timedelta) -> Delive
 
 
 def _last_error(session: Session, subscription_id: int) -> str | None:
-    return session.scalar(
-        select(Delivery.last_error)
+    row = session.execute(
+        select(Delivery.last_status, Delivery.last_error)
         .where(Delivery.subscription_id == subscription_id, Delivery.last_error.is_not(None))
         .order_by(Delivery.id.desc())
         .limit(1)
-    )
+    ).first()
+    return None if row is None else public_error(row[0], row[1])
+
+
+def public_error(status_code: int | None, last_error: str | None) -> str | None:
+    """What the public page may say about a failed delivery: the HTTP status, or the
+    error class alone. The rest of ``last_error`` (``ClientConnectorError: Cannot
+    connect to host example.internal:8950``) names the receiver: it stays in the
+    owner's delivery log."""
+    if status_code is not None:
+        return f"HTTP {status_code}"
+    if last_error is None:
+        return None
+    error_class = last_error.partition(":")[0].strip()
+    return error_class if _ERROR_CLASS.fullmatch(error_class) else "delivery failed"
 
 
 def deliveries_by_status(session: Session) -> dict[str, int] | None:

@@ -62,11 +62,14 @@ class RecentEvent(BaseModel):
 
 
 class Endpoint(BaseModel):
-    """A webhook subscription in trouble. URLs stay private: the page is public."""
+    """A webhook subscription in trouble. URLs and hosts stay private: the page is
+    public (the owner's delivery log keeps the whole error)."""
 
     subscription_id: int
     since: datetime | None
-    reason: str | None
+    reason: str | None = Field(
+        description="`HTTP <status>` or the error class of the last failure, or why it was disabled"
+    )
 
 
 class DeliveryHealth(BaseModel):
