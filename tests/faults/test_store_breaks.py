@@ -7,6 +7,8 @@ rather than a handle the pool kept on the old one.
 The server is real: uvicorn on a free port in a thread, over a real SQLite file.
 Read-only is the file's write permission taken away (``chmod a-w``); the store then
 counts as read-only even for root, who could still write it (CI runs as root).
+On PostgreSQL (when ``CROSSWATCH_TEST_DATABASE_URL`` is set) the store becomes
+unreachable: its own database refuses new connections and its open ones are ended.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from app.api.app import create_app
 from app.db.engine import Database
+from app.db.migrate import upgrade
 from app.settings import load_settings
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, PG_URL
 from tests.faults.support import wait_until
 from tests.status.dom import parse
 from tests.webhooks.conftest import make_event
@@ -168,5 +172,66 @@ def test_a_broken_store_is_reported_down_and_recovers_when_restored(
             assert _store_component(recovered)["state"] == "operational"
             assert [e["id"] for e in recovered["events"]] == [after, before]
             assert "crosswatch_store_up 1.0" in client.get("/metrics").text
+    finally:
+        server_db.dispose()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[str]:
+    """A database of this test's own (connections to it are refused mid-test)."""
+    if PG_URL is None:
+        pytest.skip("PostgreSQL only: set CROSSWATCH_TEST_DATABASE_URL")
+    name = f"cw_store_breaks_{os.getpid()}"
+    admin = Database(make_url(PG_URL).set(database="postgres").render_as_string(False))
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(False)
+    migrating = Database(url)
+    upgrade(migrating.engine)
+    migrating.dispose()
+    try:
+        yield url
+    finally:
+        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _accept_connections(url: str, accept: bool) -> None:
+    """Open or close the database to new connections, ending the open ones on closing."""
+    name = make_url(url).database
+    admin = Database(make_url(url).set(database="postgres").render_as_string(False))
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(accept).lower()}'))
+        if not accept:
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+    admin.dispose()
+
+
+def test_an_unreachable_postgres_store_is_reported_down_and_recovers(own_postgres: str) -> None:
+    settings = load_settings(database_url=own_postgres, seed=False, _env_file=None)
+    server_db = Database(own_postgres)
+    try:
+        with serving_app(create_app(settings, db=server_db, clock=lambda: FIXED_NOW)) as client:
+            assert client.get("/readyz").status_code == 200
+            _accept_connections(own_postgres, False)
+
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            assert "the store is unreachable" in ready.json()["detail"]
+            answers = {route: client.get(route).status_code for route in EXPECTED_WHEN_DOWN}
+            assert answers == EXPECTED_WHEN_DOWN
+            store = _store_component(client.get("/v1/status").json())
+            assert store["state"] == "down"
+            assert "not currently accepting connections" in store["reason"]
+
+            _accept_connections(own_postgres, True)
+            wait_until(lambda: client.get("/readyz").status_code == 200, 10, "readiness to recover")
+            recovered = client.get("/v1/status").json()
+            assert _store_component(recovered)["state"] == "operational"
     finally:
         server_db.dispose()
