@@ -1,17 +1,74 @@
-"""The one typed settings object (environment prefix ``CROSSWATCH_``, also ``.env``)."""
+"""The one typed settings object (environment prefix ``CROSSWATCH_``, also ``.env``).
+
+Every value is checked when the settings are built, so a bad one stops start-up with
+one line naming it (``load_settings``) instead of failing later in a request or a job.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SYMBOLS = ("^RUT", "^GSPC", "^IXIC")
 KNOWN_PROVIDERS = ("yahoo", "stooq", "fred", "csv")
+#: A canonical symbol: letters, digits and ``^ . = -``, at most 32 (``app.market.symbols``).
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9^][A-Z0-9.^=\-]{0,31}$")
+#: XNYS's regular close (America/New_York); ``POLL_TIME`` is a delay after each close.
+REGULAR_CLOSE = time(16, 0)
+#: URL schemes accepted for ``DATABASE_URL``, and the driver each one is run with.
+DATABASE_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+}
+
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def _http_base_url(value: str) -> str:
+    """An http(s) URL with a host; kept as given (providers append their paths)."""
+    try:
+        _HTTP_URL.validate_python(value)
+    except ValidationError:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}") from None
+    return value
+
+
+def _symbol(value: str) -> str:
+    cleaned = value.strip().upper()
+    if not SYMBOL_PATTERN.fullmatch(cleaned):
+        raise ValueError(f"invalid symbol {value!r}: use letters, digits and ^ . = - (at most 32)")
+    return cleaned
+
+
+def _blank_is_unset(value: object) -> object:
+    """``CROSSWATCH_X=`` (empty) means the setting is not set."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+BaseUrl = Annotated[str, AfterValidator(_http_base_url)]
+Secret = Annotated[str | None, BeforeValidator(_blank_is_unset)]
 
 
 def _split_list(value: object) -> object:
@@ -29,30 +86,46 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///data/crosswatch.db",
-        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://…",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://… "
+        "(postgresql:// and postgres:// are run with psycopg 3)",
     )
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     seed: bool = True
     providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["yahoo"])
-    yahoo_base_url: str = "https://query2.finance.yahoo.com"
-    stooq_base_url: str = "https://stooq.com"
-    stooq_api_key: str | None = None
-    fred_base_url: str = "https://api.stlouisfed.org"
-    fred_api_key: str | None = None
-    csv_dir: Path | None = None
+    yahoo_base_url: BaseUrl = "https://query2.finance.yahoo.com"
+    stooq_base_url: BaseUrl = "https://stooq.com"
+    stooq_api_key: Secret = None
+    fred_base_url: BaseUrl = "https://api.stlouisfed.org"
+    fred_api_key: Secret = None
+    csv_dir: Annotated[Path | None, BeforeValidator(_blank_is_unset)] = None
     proxies: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description="Proxy instruments allowed as a fallback, e.g. ^RUT=IWM (never silent).",
     )
     poll_time: time = time(17, 15)
     poll_overlap_sessions: int = Field(default=5, ge=1, le=100)
-    provider_timeout_seconds: float = Field(default=20.0, gt=0)
+    provider_timeout_seconds: float = Field(default=20.0, gt=0, allow_inf_nan=False)
     provider_retries: int = Field(default=3, ge=0, le=10)
-    bad_tick_pct: float = Field(default=25.0, gt=0)
-    admin_token: str | None = None
+    bad_tick_pct: float = Field(default=25.0, gt=0, allow_inf_nan=False)
+    admin_token: Secret = None
     webhook_allow_private: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    db_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=16,  # the pool holds 20 connections (app.db.engine); the rest serve background work
+        description="Units of request database work one API process runs at once; "
+        "the other requests wait their turn.",
+    )
+    db_queue_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        allow_inf_nan=False,
+        description="How long a request waits for its turn at the store before it is "
+        "answered 503 with Retry-After.",
+    )
 
     @field_validator("symbols", "providers", mode="before")
     @classmethod
@@ -64,7 +137,7 @@ class Settings(BaseSettings):
     def _upper_symbols(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one symbol is required")
-        return [symbol.upper() for symbol in value]
+        return [_symbol(symbol) for symbol in value]
 
     @field_validator("providers")
     @classmethod
@@ -94,14 +167,50 @@ class Settings(BaseSettings):
             pairs[symbol.strip().upper()] = proxy.strip().upper()
         return pairs
 
+    @field_validator("proxies")
+    @classmethod
+    def _proxy_symbols(cls, value: dict[str, str]) -> dict[str, str]:
+        return {_symbol(symbol): _symbol(proxy) for symbol, proxy in value.items()}
+
+    @field_validator("poll_time")
+    @classmethod
+    def _after_the_close(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("give a time without a UTC offset: it is New York time")
+        if value < REGULAR_CLOSE:
+            raise ValueError(
+                f"{value:%H:%M} is before the 16:00 close; polls run after it, e.g. 17:15"
+            )
+        return value
+
+    @field_validator("csv_dir")
+    @classmethod
+    def _existing_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a folder")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("database_url")
     @classmethod
     def _supported_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "postgresql")):
-            raise ValueError("only sqlite:/// and postgresql+psycopg:// URLs are supported")
-        if value.startswith("postgresql://") or value.startswith("postgres://"):
-            return "postgresql+psycopg://" + value.split("://", 1)[1]
-        return value
+        """SQLite or PostgreSQL through psycopg 3; ``postgresql://`` and ``postgres://``
+        (what hosting providers hand out) are mapped to ``postgresql+psycopg://``."""
+        supported = "use sqlite:///path/to/file.db or postgresql://user:pass@host:5432/db"
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {supported}") from None
+        driver = DATABASE_DRIVERS.get(url.drivername)
+        if driver is None:
+            raise ValueError(f"unsupported scheme {url.drivername}://; {supported}")
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            raise ValueError(f"a SQLite store needs a file path; {supported}")
+        return driver + "://" + value.strip().split("://", 1)[1]
 
     @property
     def is_sqlite(self) -> bool:
@@ -113,14 +222,22 @@ class SettingsError(Exception):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings, turning a validation error into one line naming the setting."""
+    """Build the settings, turning a validation error into one line naming the setting.
+
+    The line never quotes the value given for ``DATABASE_URL`` or a key or token
+    (pydantic's own messages do not; ours quote only harmless values).
+    """
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "?"
         message = str(error["msg"]).removeprefix("Value error, ")
+        message = (message.strip().splitlines() or ["invalid value"])[0]
         raise SettingsError(f"invalid setting CROSSWATCH_{field.upper()}: {message}") from None
+    except SourceError as exc:
+        reason = (str(exc).strip().splitlines() or ["unreadable"])[0]
+        raise SettingsError(f"invalid settings: {reason}") from None
 
 
 @lru_cache(maxsize=1)

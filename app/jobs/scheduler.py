@@ -13,16 +13,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from app.market import calendar
+from app.settings import REGULAR_CLOSE
 
 log = logging.getLogger("crosswatch.scheduler")
-
-REGULAR_CLOSE = time(16, 0)
 
 
 def close_delay(poll_time: time) -> timedelta:
     """``POLL_TIME`` as a delay after a regular 16:00 close (17:15 → 1 h 15 min).
 
-    The same delay follows an early close (13:00 → 14:15), from the calendar.
+    The same delay follows an early close (13:00 → 14:15), from the calendar. The
+    settings refuse an earlier ``POLL_TIME`` at start-up; this guards other callers.
     """
     delta = datetime.combine(datetime.min, poll_time) - datetime.combine(
         datetime.min, REGULAR_CLOSE

@@ -6,7 +6,6 @@ resumes from them.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from sqlalchemy import update
@@ -14,8 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
 from app.market.models import Symbol
-
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9^][A-Z0-9.^=\-]{0,31}$")
+from app.settings import SYMBOL_PATTERN
 
 
 def canonical(symbol: str) -> str:
