@@ -103,9 +103,15 @@ async def run_scheduler(
         async with poller(
             db, settings, clock=clock, enqueue=enqueue, rules=rules, on_committed=on_committed
         ) as target:
-            scheduler = PollScheduler(SerialPolls(target, tenure), settings.poll_time)
+            polls = SerialPolls(target, tenure)
+            scheduler = PollScheduler(polls, settings.poll_time)
             if started is not None:
                 started(scheduler)
             await scheduler.run(tenure.ended)
+            if not stop.is_set():
+                # Stepping down: a poll already past its check finishes before its
+                # HTTP client closes (at stop the process exits and abandons it).
+                async with polls.lock:
+                    pass
 
     await while_leading(lock, stop, lead, interval=check_interval)
