@@ -11,6 +11,9 @@ from typing import Protocol
 from app.errors import CrosswatchError
 from app.market.bars import Bar
 
+# The longest cell text quoted back in an error message: the message stays one short line.
+_SHOWN_CHARS = 40
+
 REQUIRED_COLUMNS = ("date", "close")
 OPTIONAL_COLUMNS = ("open", "high", "low", "volume")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
@@ -29,6 +32,13 @@ class CsvFormatError(CrosswatchError):
         super().__init__(f"{where}{problem}")
 
 
+def _shown(text: str) -> str:
+    """``text`` quoted for an error message, cut short (a cell can be megabytes long)."""
+    if len(text) <= _SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:_SHOWN_CHARS]!r}... ({len(text):,} characters)"
+
+
 def _number(text: str, column: str, line: int, *, required: bool) -> float | None:
     text = text.strip()
     if not text:
@@ -38,7 +48,7 @@ def _number(text: str, column: str, line: int, *, required: bool) -> float | Non
     try:
         value = float(text)
     except ValueError:
-        raise CsvFormatError(line, f"{column} {text!r} is not a number") from None
+        raise CsvFormatError(line, f"{column} {_shown(text)} is not a number") from None
     if math.isnan(value) or math.isinf(value):
         raise CsvFormatError(line, f"{column} is {text}, not a finite number")
     if value <= 0 and column != "volume":
@@ -53,9 +63,18 @@ def parse_bars(lines: Iterable[str]) -> list[Bar]:
 
     Checks: a header naming ``date`` and ``close`` (other columns optional, any order),
     ISO dates strictly ascending with no duplicates, finite positive prices, a
-    non-negative volume, and at least one row.
+    non-negative volume, and at least one row. A row the ``csv`` module cannot read (a
+    field over its 128 KiB limit) is refused with its line like any other problem, and
+    a cell quoted back in a message is cut to ``_SHOWN_CHARS``.
     """
     reader = csv.reader(lines)
+    try:
+        return _parse_rows(reader)
+    except csv.Error as exc:
+        raise CsvFormatError(reader.line_num or 1, f"unreadable CSV row: {exc}") from None
+
+
+def _parse_rows(reader: Iterator[list[str]]) -> list[Bar]:
     header = next(reader, None)
     if header is None or not any(cell.strip() for cell in header):
         raise CsvFormatError(None, "the file is empty")
@@ -67,7 +86,7 @@ def parse_bars(lines: Iterable[str]) -> list[Bar]:
         )
     unknown = [name for name in names if name not in COLUMNS]
     if unknown:
-        raise CsvFormatError(1, f"unknown header column {unknown[0]!r}")
+        raise CsvFormatError(1, f"unknown header column {_shown(unknown[0])}")
     index = {name: names.index(name) for name in COLUMNS if name in names}
     bars: list[Bar] = []
     previous: date | None = None
@@ -80,7 +99,7 @@ def parse_bars(lines: Iterable[str]) -> list[Bar]:
         try:
             day = date.fromisoformat(raw_date)
         except ValueError:
-            raise CsvFormatError(line, f"date {raw_date!r} is not YYYY-MM-DD") from None
+            raise CsvFormatError(line, f"date {_shown(raw_date)} is not YYYY-MM-DD") from None
         if previous is not None and day <= previous:
             problem = "duplicate" if day == previous else "out-of-order"
             raise CsvFormatError(line, f"{problem} date {day} (after {previous})")

@@ -54,3 +54,27 @@ def test_format_round_trips_values() -> None:
     text = "".join(format_bars(bars))
     assert text.splitlines()[2] == "2026-08-20,7641.16,7690.49,7699.96,7639.01,4759610000"
     assert parse_bars(lines(text)) == bars
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        (
+            "date,close\n2024-01-02,1\n2024-01-03," + "9" * 200_000 + "\n",
+            3,
+            "unreadable CSV row: field larger than field limit (131072)",
+        ),
+        ("date" + "x" * 200_000 + ",close\n", 1, "unreadable CSV row: field larger than"),
+        (
+            "date,close\n2024-01-02," + "x" * 50_000 + "\n",
+            2,
+            "close '" + "x" * 40 + "'... (50,000 characters) is not a number",
+        ),
+    ],
+)
+def test_unreadable_or_huge_cells_are_one_short_line(text: str, line: int, problem: str) -> None:
+    with pytest.raises(CsvFormatError) as caught:
+        parse_bars(text.splitlines(keepends=True))
+    assert caught.value.line == line
+    assert caught.value.problem.startswith(problem)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 200
