@@ -112,23 +112,29 @@ def import_(
     symbol: Annotated[str, typer.Argument(help="Canonical symbol, e.g. ^RUT or IWM.")],
     file: Annotated[Path, typer.Argument(help="CSV: date,close[,open,high,low,volume].")],
 ) -> None:
-    """Load a CSV of daily bars for SYMBOL: the whole file is validated, then stored at once."""
-    with _store() as (_settings, db):
+    """Load a CSV of daily bars for SYMBOL: validated whole (XNYS sessions already
+    closed, the provider-data rules), then stored, detected and enqueued like a poll."""
+    from app.jobs.outbox import custom_rules
+
+    with _store() as (settings, db):
         symbol = market.normalise_symbol(symbol)
         bars = market.read_csv_file(file)
-        with db.transaction() as session, _progress(len(bars)) as advance:
-            report = market.store_bars(
-                session,
+        with _progress(len(bars)) as advance:
+            stored = ingest.import_bars(
+                db,
                 symbol,
                 bars,
-                source=market.IMPORT_SOURCE,
                 clock=system_clock,
+                bad_tick_pct=settings.bad_tick_pct,
+                enqueue=_enqueue(),
+                rules=custom_rules,
                 on_progress=advance,
             )
-    counts = report.counts
+    counts = stored.counts
     typer.echo(
-        f"imported {report.symbol}: {report.rows} sessions "
-        f"({counts.added} added, {counts.revised} revised, {counts.unchanged} unchanged)"
+        f"imported {stored.symbol}: {stored.rows} sessions "
+        f"({counts.added} added, {counts.revised} revised, {counts.unchanged} unchanged"
+        f", {len(stored.events)} events)"
     )
 
 

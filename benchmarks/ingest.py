@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.db.engine import Database
 from app.db.migrate import upgrade
-from app.market.service import read_csv_file, store_bars
+from app.jobs import ingest
+from app.market.service import read_csv_file
 from tests.support import realdata
 
 GSPC = realdata.csv_path("gspc_daily.csv")
@@ -35,7 +36,8 @@ def _now() -> datetime:
 
 
 def crosswatch_import(url: str) -> float:
-    """Parse + validate the file, then upsert it in one transaction (the CLI's path)."""
+    """Parse + validate the file, then store and detect it in one transaction (the CLI's
+    path: ``ingest.import_bars``)."""
     db = Database(url)
     upgrade(db.engine)
     with db.engine.begin() as connection:
@@ -43,8 +45,7 @@ def crosswatch_import(url: str) -> float:
         connection.execute(text("DELETE FROM symbols"))
     started = time.perf_counter()
     bars = read_csv_file(GSPC)
-    with db.transaction() as session:
-        store_bars(session, "^GSPC", bars, source="import", clock=_now)
+    ingest.import_bars(db, "^GSPC", bars, clock=_now, bad_tick_pct=25.0)
     elapsed = time.perf_counter() - started
     db.dispose()
     return elapsed

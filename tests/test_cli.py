@@ -10,14 +10,20 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from app.db.engine import Database
+from app.jobs import ingest
 from app.market import repository
-from app.market.service import read_csv_file, store_bars
-from tests.conftest import ROOT, data_file, fixed_clock, run_cli
+from app.market.csvfile import format_bars
+from app.market.service import read_csv_file
+from app.signals.models import Event
+from app.webhooks.models import Delivery, Subscription
+from tests.conftest import FIXED_NOW, ROOT, data_file, fixed_clock, run_cli
 
 ALL_FILES = {
     "^RUT": "rut_daily.csv",
@@ -58,6 +64,35 @@ BAD_FILES = {
     "negative": ("date,close\n2024-01-02,-1\n", "line 2: close -1 is not positive"),
     "duplicate": ("date,close\n2024-01-02,1\n2024-01-02,2\n", "line 3: duplicate date"),
     "unordered": ("date,close\n2024-01-03,1\n2024-01-02,2\n", "line 3: out-of-order date"),
+    # What no provider may give is no more welcome from a file (issue 12 item 6).
+    "saturday": (
+        "date,close\n2024-12-27,10\n2024-12-28,11\n",
+        "2024-12-28 is not an XNYS session (weekend or holiday)",
+    ),
+    "christmas": (
+        "date,close\n2024-12-24,10\n2024-12-25,11\n2024-12-26,12\n",
+        "2024-12-25 is not an XNYS session (weekend or holiday)",
+    ),
+    "year_one": (
+        "date,close\n0001-01-01,10\n2024-12-26,12\n",
+        "0001-01-01 is before the first NYSE session (1792-05-17)",
+    ),
+    "year_9999": (
+        "date,close\n2024-12-26,12\n9999-12-31,10\n",
+        "session 9999-12-31 is in the future",
+    ),
+    "several": (
+        "date,close\n2024-12-25,10\n2024-12-28,11\n",
+        "2024-12-25 is not an XNYS session (weekend or holiday) (and 1 more row refused)",
+    ),
+    "ten_megabyte_field": (
+        "date,close\n2024-01-02," + "9" * 10_000_000 + "\n",
+        "line 2: unreadable CSV row: field larger than field limit (131072)",
+    ),
+    "long_date": (
+        "date,close\n" + "2" * 100_000 + ",1\n",
+        "line 2: date '" + "2" * 40 + "'... (100,000 characters) is not YYYY-MM-DD",
+    ),
 }
 
 
@@ -75,7 +110,8 @@ def test_bad_file_is_refused_whole_and_store_is_unchanged(
 ) -> None:
     bars = read_csv_file(data_file("rut_daily.csv"))
     with db.transaction() as session:
-        store_bars(session, "^RUT", bars, source="import", clock=fixed_clock)
+        write = repository.BarWrite("^RUT", bars, "import", "^RUT")
+        ingest.store_many(session, [write], clock=fixed_clock)
     before = _snapshot(db, "^RUT")
     content, message = BAD_FILES[case]
     bad = tmp_path / f"{case}.csv"
@@ -85,9 +121,65 @@ def test_bad_file_is_refused_whole_and_store_is_unchanged(
         assert result.returncode == 1
         assert result.stderr.strip().startswith(f"error: {message}"), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+        assert len(result.stderr) < 300
     assert _snapshot(db, "^RUT") == before
     assert len(before) == len(bars)
     assert _snapshot(db, "NEW") == []
+
+
+def test_import_that_revises_closes_writes_the_retraction_and_its_delivery(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    path = data_file("rut_daily.csv")
+    first = run_cli("import", "^RUT", str(path), database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    with db.transaction(write=False) as session:
+        crosses = list(
+            session.scalars(
+                select(Event).where(Event.symbol == "^RUT", Event.type == "golden_cross")
+            )
+        )
+    assert crosses, "an import records the events its history implies"
+    assert not any(event.live for event in crosses), "an imported history is never live"
+    cross = max(crosses, key=lambda event: event.session)
+    with db.transaction() as session:
+        session.add(
+            Subscription(
+                url="https://hooks.example.test/x",
+                event_types=["retracted"],
+                enabled=True,
+                secret="whsec_" + "A" * 32,
+                created_at=FIXED_NOW,
+                updated_at=FIXED_NOW,
+            )
+        )
+
+    # Closes 10% lower from 30 sessions before the cross to 5 after: the fast average
+    # no longer rises above the slow one that day, so the cross did not happen.
+    bars = read_csv_file(path)
+    at = next(i for i, bar in enumerate(bars) if bar.session == cross.session)
+    revised = tmp_path / "revised.csv"
+    changed = [
+        replace(bar, close=round(bar.close * 0.9, 2)) if i <= at + 5 else bar
+        for i, bar in enumerate(bars[at - 30 :], start=at - 30)
+    ]
+    revised.write_text("".join(format_bars(changed)))
+    second = run_cli("import", "^RUT", str(revised), database_url=database_url)
+    assert second.returncode == 0, second.stderr
+    assert "36 revised" in second.stdout
+    with db.transaction(write=False) as session:
+        retractions = list(
+            session.scalars(select(Event).where(Event.symbol == "^RUT", Event.type == "retracted"))
+        )
+        by_original = {event.data["original_id"]: event for event in retractions}
+        assert cross.id in by_original
+        retraction = by_original[cross.id]
+        assert retraction.live
+        assert session.get(Event, cross.id).retracted_by == retraction.id  # type: ignore[union-attr]
+        deliveries = list(
+            session.scalars(select(Delivery.event_id).where(Delivery.event_id == retraction.id))
+        )
+    assert deliveries == [retraction.id], "the import enqueued the retraction like a poll"
 
 
 def test_export_of_an_unknown_symbol_fails_cleanly(database_url: str) -> None:
@@ -116,22 +208,30 @@ def test_help_lists_every_command() -> None:
         assert command in result.stdout
 
 
-def _synthetic_csv(path: Path, rows: int) -> None:
+def _synthetic_csv(path: Path) -> int:
+    """Weekdays from 1800 (sessions, before the calendar's holiday tables), then the
+    real S&P 500 sessions to 2024, with a sawtooth close: many rows that still pass
+    the import's checks."""
+    import datetime as dt
+
+    real = [bar.session for bar in read_csv_file(data_file("gspc_daily.csv"))]
+    start = dt.date(1800, 1, 1)
+    days = [
+        day
+        for offset in range((real[0] - start).days)
+        if (day := start + dt.timedelta(days=offset)).weekday() < 5
+    ]
+    days += [day for day in real if day.year <= 2024]
     with path.open("w") as handle:
         handle.write("date,close\n")
-        # Consecutive calendar days from 1800: ordering is all the importer checks.
-        start = 0
-        import datetime as dt
-
-        base = dt.date(1800, 1, 1)
-        for i in range(rows):
-            handle.write(f"{base + dt.timedelta(days=start + i)},{100 + (i % 97) * 0.5}\n")
+        handle.writelines(f"{day},{100 + (i % 97) * 0.5}\n" for i, day in enumerate(days))
+    return len(days)
 
 
 def test_sigkill_during_import_leaves_all_or_nothing(database_url: str, tmp_path: Path) -> None:
     big = tmp_path / "big.csv"
-    rows = 80_000
-    _synthetic_csv(big, rows)
+    rows = _synthetic_csv(big)
+    assert rows > 55_000
     env = {**os.environ, "CROSSWATCH_DATABASE_URL": database_url, "CROSSWATCH_SEED": "false"}
     db = Database(database_url)
     killed_while_running = 0

@@ -1,5 +1,5 @@
-"""Ingest outside polls: the bundled seed, file imports and replays, each through the
-same store-then-detect path as a live poll."""
+"""The one write path for bars (:func:`store_many`: store, detect, enqueue), and the
+writers outside polls that use it: the bundled seed, file imports and replays."""
 
 from __future__ import annotations
 
@@ -28,14 +28,56 @@ Enqueue = Callable[[Session, Sequence[Event]], Any]
 
 
 def seed(db: Database, symbols: Sequence[str], *, clock: Clock) -> list[market.ImportReport]:
-    """Seed an empty store with the bundled history and the (not live) events it implies."""
+    """Load the bundled history of each default index the store holds no bars for,
+    with the (not live) events it implies.
 
-    def detect(session: Session, symbol: str) -> None:
-        signal_events.detect_and_record(
-            session, symbol, previous_last=None, recheck_from=None, now=clock()
-        )
+    Each symbol is its own transaction, so a crash mid-seed leaves whole symbols only.
+    """
+    reports: list[market.ImportReport] = []
+    for symbol in symbols:
+        if symbol not in market.SEED_FILES:
+            continue
+        with db.transaction() as session:
+            if repository.bar_count(session, symbol):
+                continue
+            bars = market.seed_bars(symbol)
+            write = repository.BarWrite(symbol, bars, market.SEED_SOURCE, symbol)
+            stored = store_many(session, [write], clock=clock)[symbol]
+            reports.append(market.ImportReport(symbol, stored.rows, stored.counts))
+    return reports
 
-    return market.seed_if_empty(db, symbols, clock=clock, after_store=detect)
+
+def import_bars(
+    db: Database,
+    symbol: str,
+    bars: list[Bar],
+    *,
+    clock: Clock,
+    bad_tick_pct: float,
+    enqueue: Enqueue | None = None,
+    rules: Callable[[Session], Sequence[Rule]] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Stored:
+    """Import a parsed file as a poll would store it: held to the provider-data rules
+    (:func:`app.market.service.check_import`: one bad row refuses the file), then
+    stored, detected and enqueued in one transaction, so revised closes write their
+    events and retractions like a provider's revision does."""
+    now = clock()
+    with db.transaction(write=False) as session:
+        left = repository.bar_before(session, symbol, bars[0].session) if bars else None
+    # Checked outside the write transaction: the calendar's first load is slow, and a
+    # refused file never takes the store's write lock.
+    market.check_import(bars, now=now, last_stored=left, bad_tick_pct=bad_tick_pct)
+    with db.transaction() as session:
+        write = repository.BarWrite(symbol, bars, market.IMPORT_SOURCE, symbol)
+        return store_many(
+            session,
+            [write],
+            clock=lambda: now,
+            enqueue=enqueue,
+            rules=rules(session) if rules is not None else (),
+            on_progress=on_progress,
+        )[symbol]
 
 
 @dataclass(frozen=True)
@@ -58,6 +100,7 @@ def store_many(
     enqueue: Enqueue | None = None,
     rules: Sequence[Rule] = (),
     carried: signal_events.CarriedStates | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Stored]:
     """Upsert many symbols' bars and record the events they imply, in the caller's
     transaction: all of them or none.
@@ -66,12 +109,14 @@ def store_many(
     the overlapping stored rows and one write of the changed ones per chunk, one bulk
     insert of the events and their outbox rows. Detection takes the daily path for
     symbols with ``carried`` state (see :func:`app.signals.events.detect_many`).
+    This is the one write path for bars: polls, imports, the seed and replays all
+    come through here. ``on_progress`` is told how many rows each chunk wrote.
     """
     now = clock()
     symbols = [write.symbol for write in writes]
     repository.ensure_symbols(session, symbols, now=now)
     previous = repository.last_sessions(session, symbols)
-    results = repository.upsert_many(session, writes, fetched_at=now)
+    results = repository.upsert_many(session, writes, fetched_at=now, on_progress=on_progress)
     changes = []
     for write in writes:
         counts = results[write.symbol].counts

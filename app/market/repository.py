@@ -79,26 +79,6 @@ class WriteResult:
     version: int | None
 
 
-def upsert_bars(
-    session: Session,
-    symbol: str,
-    bars: Sequence[Bar],
-    *,
-    source: str,
-    instrument: str,
-    fetched_at: datetime,
-    on_progress: Callable[[int], None] | None = None,
-) -> UpsertCounts:
-    """Insert or update ``bars`` of ``symbol`` with bulk statements (see :func:`upsert_many`)."""
-    results = upsert_many(
-        session,
-        [BarWrite(symbol, bars, source, instrument)],
-        fetched_at=fetched_at,
-        on_progress=on_progress,
-    )
-    return results[symbol].counts
-
-
 def upsert_many(
     session: Session,
     writes: Sequence[BarWrite],

@@ -1,24 +1,25 @@
-"""Market use-cases: import a validated file, seed an empty store, export bars.
+"""Market use-cases: read and check a bar file, the bundled seed, export bars.
 
-Services flush; the caller (CLI command, request, job) owns the transaction.
+Storing bars is not here: every writer (poll, import, seed, replay) goes through
+:func:`app.jobs.ingest.store_many`, the one store-detect-enqueue path.
 """
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from app.clock import Clock
-from app.db.engine import Database
 from app.errors import NotFound
 from app.market import repository
 from app.market.bars import Bar
 from app.market.csvfile import CsvFormatError, format_bars, parse_bars
+from app.market.validation import BadData, validate_bars
 
 SEED_SOURCE = "bundled"
 SEED_FILES = {
@@ -57,64 +58,39 @@ def read_csv_file(path: Path) -> list[Bar]:
         raise CsvFormatError(None, f"{path} is not UTF-8 text") from None
     except IsADirectoryError:
         raise CsvFormatError(None, f"{path} is a folder, not a file") from None
+    except (gzip.BadGzipFile, EOFError):
+        raise CsvFormatError(None, f"{path} is not a complete gzip file") from None
 
 
-def store_bars(
-    session: Session,
-    symbol: str,
-    bars: Sequence[Bar],
+def check_import(
+    bars: list[Bar],
     *,
-    source: str,
-    instrument: str | None = None,
-    clock: Clock,
-    on_progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    """Track ``symbol`` and upsert its bars (flushes; the caller commits)."""
-    now = clock()
-    repository.ensure_symbols(session, [symbol], now=now)
-    counts = repository.upsert_bars(
-        session,
-        symbol,
-        bars,
-        source=source,
-        instrument=instrument or symbol,
-        fetched_at=now,
-        on_progress=on_progress,
-    )
-    return ImportReport(symbol, len(bars), counts)
+    now: datetime,
+    last_stored: tuple[date, float] | None,
+    bad_tick_pct: float,
+) -> None:
+    """Hold an imported file to the provider-data rules (:mod:`app.market.validation`).
+
+    A provider's response may lose single bars to quarantine; a file is the operator's
+    deliberate statement, so any bar a provider's data would lose refuses the whole
+    file (one :class:`CsvFormatError` naming the first bar and the count), and nothing
+    is stored.
+    """
+    try:
+        checked = validate_bars(bars, now=now, last_stored=last_stored, bad_tick_pct=bad_tick_pct)
+    except BadData as exc:
+        raise CsvFormatError(None, exc.reason) from None
+    if checked.rejected:
+        _day, reason = checked.rejected[0]
+        more = len(checked.rejected) - 1
+        tail = f" (and {more} more row{'s' if more > 1 else ''} refused)" if more else ""
+        raise CsvFormatError(None, f"{reason}{tail}")
 
 
 def seed_bars(symbol: str) -> list[Bar]:
     package = resources.files("app.market") / "seed" / SEED_FILES[symbol]
     with package.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8", newline="") as text:
         return parse_bars(text)
-
-
-def seed_if_empty(
-    db: Database,
-    symbols: Sequence[str],
-    *,
-    clock: Clock,
-    after_store: Callable[[Session, str], object] | None = None,
-) -> list[ImportReport]:
-    """Load the bundled history of each default index the store holds no bars for.
-
-    Each symbol is its own transaction (with whatever ``after_store`` writes, e.g. the
-    events its history implies), so a crash mid-seed leaves whole symbols only.
-    """
-    reports: list[ImportReport] = []
-    for symbol in symbols:
-        if symbol not in SEED_FILES:
-            continue
-        with db.transaction() as session:
-            if repository.bar_count(session, symbol):
-                continue
-            reports.append(
-                store_bars(session, symbol, seed_bars(symbol), source=SEED_SOURCE, clock=clock)
-            )
-            if after_store is not None:
-                after_store(session, symbol)
-    return reports
 
 
 def export_csv(session: Session, symbol: str) -> Iterator[str]:

@@ -7,8 +7,9 @@ Two kinds of failure, on purpose:
   response would mean guessing which copy or order is right.
 - **Single bars are quarantined** (``ValidationResult.rejected``, each with its date
   and a reason) when the rest of the response is still trustworthy: a NaN, infinite or
-  non-positive close; a date that is not an XNYS session; a session in the future or
-  not closed yet at ``now`` (a live intraday value); a bad tick.
+  non-positive close; a date that is not an XNYS session (a weekend, a holiday, or
+  before ``EARLIEST_SESSION``); a session in the future or not closed yet at ``now``
+  (a live intraday value); a bad tick.
 
 A *bad tick* is a close that sits more than ``bad_tick_pct`` percent above both its
 neighbours or below both (a spike that reverses the next session). Neighbours are the
@@ -28,6 +29,11 @@ from itertools import pairwise
 
 from app.market import calendar
 from app.market.bars import Bar
+
+# The Buttonwood Agreement, where the New York Stock Exchange begins: no session can be
+# older. The calendar counts any weekday before its tables as a session, so without
+# this floor ``0001-01-01`` (a Monday) would pass.
+EARLIEST_SESSION = date(1792, 5, 17)
 
 
 class BadData(Exception):
@@ -108,6 +114,8 @@ def _bar_problem(bar: Bar, *, today: date, last_closed: date) -> str | None:
         return f"non-positive close {bar.close:g} on {day}"
     if bar.session > today:
         return f"session {day} is in the future"
+    if bar.session < EARLIEST_SESSION:
+        return f"{day} is before the first NYSE session ({EARLIEST_SESSION.isoformat()})"
     if not calendar.is_session(bar.session):
         return f"{day} is not an XNYS session (weekend or holiday)"
     if bar.session > last_closed:

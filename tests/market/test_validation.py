@@ -156,3 +156,14 @@ def test_real_yahoo_history_passes_untouched() -> None:
     assert result.rejected == []
     assert result.accepted == fetched
     assert len(fetched) == 127
+
+
+def test_a_weekday_before_the_first_nyse_session_is_quarantined() -> None:
+    # 0001-01-01 is a Monday, and the calendar counts old weekdays as sessions: the
+    # floor is what refuses it.
+    given = bars(("0001-01-01", 1.0), ("1792-05-17", 1.0), ("2025-10-27", 1.0))
+    result = validate_bars(given, now=EVENING)
+    assert days(result.accepted) == ["1792-05-17", "2025-10-27"]
+    assert result.rejected == [
+        (date(1, 1, 1), "0001-01-01 is before the first NYSE session (1792-05-17)")
+    ]
