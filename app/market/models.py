@@ -1,4 +1,4 @@
-"""Tables of the market domain: tracked symbols, daily bars and poll runs."""
+"""Tables of the market domain: tracked symbols, daily bars, universes and poll runs."""
 
 from __future__ import annotations
 
@@ -52,6 +52,29 @@ class DailyBar(Base):
     source: Mapped[str] = mapped_column(String(32), nullable=False)
     instrument: Mapped[str] = mapped_column(String(32), nullable=False)
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Universe(Base):
+    """A named list of symbols (index constituents, a fund's holdings)."""
+
+    __tablename__ = "universes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class UniverseMember(Base):
+    """One symbol of one universe. A symbol may belong to any number of universes."""
+
+    __tablename__ = "universe_members"
+
+    universe: Mapped[str] = mapped_column(
+        String(64), ForeignKey("universes.name", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(
+        String(32), ForeignKey("symbols.symbol", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class PollRun(Base):

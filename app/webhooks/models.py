@@ -62,6 +62,8 @@ class Subscription(Base):
     url: Mapped[str] = mapped_column(String(2048), nullable=False)
     event_types: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     symbols: Mapped[list[str] | None] = mapped_column(JSON)
+    # Matches the symbols that are members of this universe when an event is written.
+    universe: Mapped[str | None] = mapped_column(String(64))
     rule_fast: Mapped[int | None] = mapped_column(Integer)
     rule_slow: Mapped[int | None] = mapped_column(Integer)
     rule_type: Mapped[str | None] = mapped_column(String(8))
