@@ -4,6 +4,11 @@ Every line passes through :func:`redact` last, whatever produced it (message, ex
 tracebacks): bearer tokens, ``Authorization`` values, webhook secrets (``whsec_…``),
 API keys (``cw_…``), ``apikey=``/``api_key=`` URL parameters and passwords in
 database URLs never reach the log.
+
+Every line is bounded too: the message, the traceback and each extra are cut in the
+middle past a few KB (an over-long line of a traceback first), after redaction, so a
+statement that failed with 500,000 bound values logs its head and its end, not
+megabytes of SQL parameters.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from app.settings import Settings
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 MASK = "[redacted]"
 # Each pattern keeps its group 1 (the label) and masks the rest. A value stops at
-# whitespace, quotes, commas, ``&`` and closing brackets so JSON stays valid.
-_VALUE = r"[^\s\"'&,;)}\]]+"
+# whitespace, quotes, commas, ``&`` and closing brackets so JSON stays valid; a value
+# already masked is left alone, so redacting twice changes nothing.
+_VALUE = r"(?!\[redacted\])[^\s\"'&,;)}\]]+"
 _SECRETS = [
     re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token)\s+)?" + _VALUE),
     re.compile(r"(?i)(bearer\s+)" + _VALUE),
@@ -32,6 +38,11 @@ _SECRETS = [
 ]
 
 
+MAX_LINE_OF_TEXT = 1024
+MAX_MESSAGE = 4096
+MAX_TRACEBACK = 16384
+
+
 def redact(text: str) -> str:
     """``text`` with every secret-looking value replaced by ``[redacted]``."""
     for pattern in _SECRETS:
@@ -39,24 +50,71 @@ def redact(text: str) -> str:
     return text
 
 
-class _JsonFormatter(logging.Formatter):
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    keep = limit - 40
+    head, tail = keep * 3 // 4, keep // 4
+    return f"{text[:head]} …[{len(text) - head - tail} characters cut]… {text[-tail:]}"
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` redacted, each line cut to :data:`MAX_LINE_OF_TEXT` characters if it has
+    several, then the whole cut to about ``limit`` (both keep the head and the end)."""
+    text = redact(text)
+    if len(text) <= limit:
+        return text
+    if "\n" in text:
+        text = "\n".join(_cut(line, MAX_LINE_OF_TEXT) for line in text.split("\n"))
+    return _cut(text, limit)
+
+
+def _json_extra(value: Any) -> Any:
+    """An extra as JSON keeps its shape unless it is long (then: bounded text)."""
+    if isinstance(value, str):
+        return bounded(value)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    text = json.dumps(value, default=str)
+    return value if len(text) <= MAX_MESSAGE else bounded(text)
+
+
+class _BoundedFormatter(logging.Formatter):
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        copy = logging.makeLogRecord(record.__dict__)
+        copy.message = bounded(record.message)
+        return super().formatMessage(copy)
+
+    def formatException(self, ei: Any) -> str:
+        return bounded(super().formatException(ei), MAX_TRACEBACK)
+
+    def formatStack(self, stack_info: str) -> str:
+        return bounded(super().formatStack(stack_info), MAX_TRACEBACK)
+
+
+class _JsonFormatter(_BoundedFormatter):
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": bounded(record.getMessage()),
         }
-        body.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
+        body.update({k: _json_extra(v) for k, v in record.__dict__.items() if k not in _RESERVED})
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info)
         return redact(json.dumps(body, default=str))
 
 
-class _TextFormatter(logging.Formatter):
+class _TextFormatter(_BoundedFormatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extra = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _RESERVED)
+        # A traceback another handler formatted first is cached unbounded on the record.
+        fresh = logging.makeLogRecord(record.__dict__)
+        fresh.exc_text = None
+        line = super().format(fresh)
+        extra = " ".join(
+            f"{k}={bounded(str(v))}" for k, v in record.__dict__.items() if k not in _RESERVED
+        )
         return redact(f"{line} {extra}" if extra else line)
 
 

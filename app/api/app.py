@@ -21,6 +21,7 @@ from fastapi_offline import FastAPIOffline
 
 from app.api import problems
 from app.api.deps import Services
+from app.api.limits import BodyLimit
 from app.clock import Clock, system_clock
 from app.db.engine import Database
 from app.market import router as market_router
@@ -91,6 +92,7 @@ def create_app(
         title="Crosswatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
     )
     problems.install(app)
+    app.add_middleware(BodyLimit)  # innermost: a 413 is still counted in the metrics
     app.add_middleware(CachedSignals)  # inside the request metrics (installed next)
     status_metrics.install(app)
     app.include_router(status_router.router)

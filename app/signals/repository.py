@@ -10,6 +10,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.db.chunks import chunks
 from app.errors import InvalidInput
 from app.signals.models import Event
 
@@ -22,8 +23,9 @@ def insert_new(session: Session, events: Sequence[Event]) -> list[Event]:
     """Insert the events whose id is not stored yet; return those (re-runs add nothing)."""
     if not events:
         return []
-    ids = [event.id for event in events]
-    existing = set(session.scalars(select(Event.id).where(Event.id.in_(ids))))
+    existing: set[str] = set()
+    for ids in chunks([event.id for event in events]):
+        existing.update(session.scalars(select(Event.id).where(Event.id.in_(ids))))
     fresh = [event for event in events if event.id not in existing]
     if fresh:
         insert = (
@@ -50,17 +52,19 @@ def insert_new(session: Session, events: Sequence[Event]) -> list[Event]:
 
 def active_for(session: Session, symbol: str, rules: Sequence[str], since: date) -> list[Event]:
     """Stored, unretracted events of ``symbol`` under ``rules`` on or after ``since``."""
-    return list(
-        session.scalars(
+    return [
+        event
+        for part in chunks(sorted(set(rules)))
+        for event in session.scalars(
             select(Event).where(
                 Event.symbol == symbol,
-                Event.rule.in_(rules),
+                Event.rule.in_(part),
                 Event.session >= since,
                 Event.retracted_by.is_(None),
                 Event.type != "retracted",
             )
         )
-    )
+    ]
 
 
 def _encode(created_at: datetime, event_id: str) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db.base import table_of
+from app.db.chunks import chunks
 from app.signals.models import Event
 from app.webhooks.models import CANCELLED, PENDING, Delivery, DeliveryAttempt, Subscription
 
@@ -84,20 +85,24 @@ def enabled_targets(session: Session) -> Sequence[Any]:
 
 
 def existing_pairs(session: Session, event_ids: list[str]) -> set[tuple[str, int]]:
-    rows = session.execute(
-        select(Delivery.event_id, Delivery.subscription_id).where(Delivery.event_id.in_(event_ids))
-    )
-    return {(row[0], row[1]) for row in rows}
+    found: set[tuple[str, int]] = set()
+    for ids in chunks(event_ids):
+        rows = session.execute(
+            select(Delivery.event_id, Delivery.subscription_id).where(Delivery.event_id.in_(ids))
+        )
+        found.update((row[0], row[1]) for row in rows)
+    return found
 
 
 def originals_of(session: Session, retraction_ids: list[str]) -> dict[str, list[str]]:
     """For each retraction event id, the ids of the events it retracted."""
-    rows = session.execute(
-        select(Event.retracted_by, Event.id).where(Event.retracted_by.in_(retraction_ids))
-    )
     found: dict[str, list[str]] = {}
-    for retraction_id, original_id in rows:
-        found.setdefault(str(retraction_id), []).append(original_id)
+    for ids in chunks(retraction_ids):
+        rows = session.execute(
+            select(Event.retracted_by, Event.id).where(Event.retracted_by.in_(ids))
+        )
+        for retraction_id, original_id in rows:
+            found.setdefault(str(retraction_id), []).append(original_id)
     return found
 
 
@@ -125,26 +130,23 @@ def insert_deliveries(session: Session, pairs: Iterable[tuple[str, int]], now: d
 
 def reset_deliveries(session: Session, delivery_ids: Iterable[int], now: datetime) -> None:
     """Make deliveries due now with a fresh schedule (replay)."""
-    ids = list(delivery_ids)
-    if not ids:
-        return
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids))
-        .values(
-            status=PENDING,
-            attempt_count=0,
-            next_attempt_at=now,
-            finished_at=None,
-            lease_until=None,
-            locked_by=None,
+    for ids in chunks(delivery_ids):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(
+                status=PENDING,
+                attempt_count=0,
+                next_attempt_at=now,
+                finished_at=None,
+                lease_until=None,
+                locked_by=None,
+            )
         )
-    )
 
 
 def cancel_pending(session: Session, subscription_ids: Iterable[int], now: datetime) -> None:
-    ids = list(subscription_ids)
-    if ids:
+    for ids in chunks(subscription_ids):
         session.execute(
             update(Delivery)
             .where(Delivery.subscription_id.in_(ids), Delivery.status == PENDING)
@@ -155,12 +157,15 @@ def cancel_pending(session: Session, subscription_ids: Iterable[int], now: datet
 def delivery_ids_for(
     session: Session, subscription_id: int, event_ids: list[str]
 ) -> dict[str, int]:
-    rows = session.execute(
-        select(Delivery.event_id, Delivery.id).where(
-            Delivery.subscription_id == subscription_id, Delivery.event_id.in_(event_ids)
+    found: dict[str, int] = {}
+    for ids in chunks(event_ids):
+        rows = session.execute(
+            select(Delivery.event_id, Delivery.id).where(
+                Delivery.subscription_id == subscription_id, Delivery.event_id.in_(ids)
+            )
         )
-    )
-    return {row[0]: row[1] for row in rows}
+        found.update((row[0], row[1]) for row in rows)
+    return found
 
 
 def events_in_range(
@@ -172,14 +177,22 @@ def events_in_range(
     until: date | None,
     limit: int,
 ) -> Sequence[Event]:
+    """The first ``limit`` events by (session, id) of ``types`` (empty: all) and
+    ``symbols`` (None: all) in the range; a long symbol list is read in slices."""
     query: Select[tuple[Event]] = select(Event).where(Event.session >= since)
     if until is not None:
         query = query.where(Event.session <= until)
     if types:
-        query = query.where(Event.type.in_(types))
-    if symbols is not None:
-        query = query.where(Event.symbol.in_(symbols))
-    return session.scalars(query.order_by(Event.session, Event.id).limit(limit)).all()
+        query = query.where(Event.type.in_(sorted(set(types))))
+    query = query.order_by(Event.session, Event.id).limit(limit)
+    if symbols is None:
+        return session.scalars(query).all()
+    found = [
+        row
+        for part in chunks(sorted(set(symbols)))
+        for row in session.scalars(query.where(Event.symbol.in_(part)))
+    ]
+    return sorted(found, key=lambda event: (event.session, event.id))[:limit]
 
 
 def latest_crosses(session: Session, rule: str, symbols: list[str] | None) -> Sequence[Event]:
@@ -189,12 +202,14 @@ def latest_crosses(session: Session, rule: str, symbols: list[str] | None) -> Se
         Event.rule == rule,
         Event.retracted_by.is_(None),
     )
-    if symbols is not None:
-        crosses = and_(crosses, Event.symbol.in_(symbols))
-    rows = session.scalars(select(Event).where(crosses).order_by(Event.symbol, Event.session))
+    parts = [None] if symbols is None else list(chunks(sorted(set(symbols))))
     latest: dict[str, Event] = {}
-    for row in rows:
-        latest[row.symbol] = row
+    for part in parts:
+        where = crosses if part is None else and_(crosses, Event.symbol.in_(part))
+        for row in session.scalars(
+            select(Event).where(where).order_by(Event.symbol, Event.session)
+        ):
+            latest[row.symbol] = row
     return [latest[symbol] for symbol in sorted(latest)]
 
 
@@ -211,10 +226,10 @@ def deliveries_with_attempts(
     rows = session.execute(query.order_by(Delivery.id.desc()).limit(limit)).all()
     ids = [row[0].id for row in rows]
     attempts: dict[int, list[DeliveryAttempt]] = {}
-    if ids:
+    for part in chunks(ids):
         for attempt in session.scalars(
             select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id.in_(ids))
+            .where(DeliveryAttempt.delivery_id.in_(part))
             .order_by(DeliveryAttempt.id)
         ):
             attempts.setdefault(attempt.delivery_id, []).append(attempt)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -15,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.signals.schemas import IsoDate, StoredText
+from app.signals.schemas import IsoDate, StoredText, UtcDatetime
 
 EventType = Literal[
     "golden_cross",
@@ -29,6 +28,13 @@ EventType = Literal[
     "test",
 ]
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
+
+# List bounds of a subscription (documented in the README): every list the API stores
+# is bounded, so matching, replay and snapshot stay small queries.
+MAX_SYMBOLS = 1000
+MAX_EVENT_TYPES = len(get_args(EventType))
+# A symbol as the market stores it (``app.market.symbols``: at most 32 characters).
+SymbolText = Annotated[StoredText, Field(max_length=32)]
 
 
 class Rule(BaseModel):
@@ -59,10 +65,14 @@ class SubscriptionIn(BaseModel):
 
     url: StoredText = Field(min_length=8, max_length=2048, examples=["https://example.com/hooks"])
     event_types: list[EventType] = Field(
-        default_factory=list, description="Empty: every event type."
+        default_factory=list,
+        max_length=MAX_EVENT_TYPES,
+        description="Empty: every event type.",
     )
-    symbols: list[StoredText] | None = Field(
-        default=None, description="null (or []): every symbol."
+    symbols: list[SymbolText] | None = Field(
+        default=None,
+        max_length=MAX_SYMBOLS,
+        description=f"null (or []): every symbol. At most {MAX_SYMBOLS}.",
     )
     rule: Rule | None = Field(default=None, description="null: the default sma 50/200.")
     description: StoredText | None = Field(default=None, max_length=500)
@@ -77,8 +87,8 @@ class SubscriptionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: StoredText | None = Field(default=None, min_length=8, max_length=2048)
-    event_types: list[EventType] | None = None
-    symbols: list[StoredText] | None = None
+    event_types: list[EventType] | None = Field(default=None, max_length=MAX_EVENT_TYPES)
+    symbols: list[SymbolText] | None = Field(default=None, max_length=MAX_SYMBOLS)
     rule: Rule | None = None
     description: StoredText | None = Field(default=None, max_length=500)
     enabled: StrictBool | None = None
@@ -95,10 +105,10 @@ class SubscriptionOut(BaseModel):
     description: str | None
     enabled: bool
     disabled_reason: str | None
-    failing_since: datetime | None
-    previous_secret_expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    failing_since: UtcDatetime | None
+    previous_secret_expires_at: UtcDatetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class SubscriptionCreated(SubscriptionOut):
@@ -111,16 +121,16 @@ class SubscriptionList(BaseModel):
 
 class SecretOut(BaseModel):
     secret: str = Field(description="Shown once. The previous secret signs too until:")
-    previous_secret_expires_at: datetime
+    previous_secret_expires_at: UtcDatetime
 
 
 class AttemptOut(BaseModel):
-    attempted_at: datetime
+    attempted_at: UtcDatetime
     status_code: int | None
     latency_ms: float
     error_class: str | None
     response_excerpt: str | None
-    next_attempt_at: datetime | None
+    next_attempt_at: UtcDatetime | None
 
 
 class DeliveryOut(BaseModel):
@@ -129,9 +139,9 @@ class DeliveryOut(BaseModel):
     event_type: str
     status: DeliveryStatus
     attempt_count: int
-    next_attempt_at: datetime | None
-    created_at: datetime
-    finished_at: datetime | None
+    next_attempt_at: UtcDatetime | None
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
     last_status: int | None
     last_error: str | None
     attempts: list[AttemptOut]

@@ -113,3 +113,26 @@ def test_one_off_events_stay_out_of_the_event_feed_unless_asked_for(
     assert [event["id"] for event in asked] == [test_id]
     asked = client.get("/v1/events", params={"type": "snapshot"}).json()["events"]
     assert [event["id"] for event in asked] == [snapshot_id]
+
+
+def test_every_timestamp_of_a_subscription_and_its_deliveries_has_an_offset(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    created = client.post("/v1/webhooks", json={"url": "https://example.com/h"}, headers=alice)
+    hook = created.json()
+    client.post(f"/v1/webhooks/{hook['id']}/test", headers=alice)
+    rotated = client.post(f"/v1/webhooks/{hook['id']}/rotate-secret", headers=alice).json()
+    listed = client.get("/v1/webhooks", headers=alice).json()["subscriptions"][0]
+    delivery = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=alice).json()[
+        "deliveries"
+    ][0]
+    stamps = [
+        hook["created_at"],
+        hook["updated_at"],
+        rotated["previous_secret_expires_at"],
+        listed["updated_at"],
+        listed["previous_secret_expires_at"],
+        delivery["created_at"],
+        delivery["next_attempt_at"],
+    ]
+    assert all(datetime.fromisoformat(stamp).utcoffset() is not None for stamp in stamps), stamps
