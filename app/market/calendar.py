@@ -47,7 +47,8 @@ _building = threading.Lock()
 def _covering(day: date) -> _Built:
     """The calendar, rebuilt first if ``day`` is within ``MARGIN`` of its end."""
     built = _built
-    wanted = min(day + MARGIN, _FURTHEST_DAY)
+    # A date before the calendar's first day needs no more than the first build.
+    wanted = min(max(day, _FIRST_DAY) + MARGIN, _FURTHEST_DAY)
     if built is not None and wanted <= built.last:
         return built
     with _building:
@@ -87,7 +88,7 @@ def is_session(day: date) -> bool:
     weekday counts as a session: old history predates the holiday tables.
     """
     built = _covering(day)
-    if day < built.first or day > built.last:
+    if day < _FIRST_DAY or day > built.last:
         return day.weekday() < 5
     return day in built.sessions
 
@@ -113,12 +114,22 @@ def last_closed_session(now: datetime) -> date:
 
 
 def sessions_between(start: date, end: date) -> list[date]:
-    """Every session from ``start`` to ``end`` inclusive."""
+    """Every session from ``start`` to ``end`` inclusive (before the calendar's first
+    session, every weekday, as :func:`is_session` counts them)."""
     if end < start:
         return []
-    cal = _calendar(end)
-    labels = cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))
-    return [label.date() for label in labels]
+    built = _covering(end)
+    early = [
+        start + timedelta(days=offset)
+        for offset in range((min(end, _FIRST_DAY - timedelta(days=1)) - start).days + 1)
+        if (start + timedelta(days=offset)).weekday() < 5
+    ]
+    if end < built.first:
+        return early
+    labels = built.calendar.sessions_in_range(
+        pd.Timestamp(max(start, built.first)), pd.Timestamp(end)
+    )
+    return early + [label.date() for label in labels]
 
 
 def next_session(day: date) -> date:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 
@@ -48,3 +50,23 @@ def test_holidays_and_early_closes_of_a_year_the_default_calendar_does_not_know(
         date(2036, 11, 26),
         date(2036, 11, 28),
     ]
+
+
+def test_dates_before_the_calendar_in_a_fresh_process() -> None:
+    # A fresh process whose first question is an old date must not build a calendar
+    # that ends before it starts.
+    script = (
+        "from datetime import date\n"
+        "from app.market import calendar\n"
+        "print(calendar.is_session(date(1800, 1, 1)), calendar.is_session(date(1800, 1, 4)))\n"
+        "days = calendar.sessions_between(date(1989, 12, 28), date(1990, 1, 3))\n"
+        "print(' '.join(d.isoformat() for d in days))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    weekday_1800, saturday_1800 = done.stdout.splitlines()[0].split()
+    assert (weekday_1800, saturday_1800) == ("True", "False")
+    # Weekdays before the first session the calendar knows (1990-01-02), sessions after.
+    assert done.stdout.splitlines()[1] == "1989-12-28 1989-12-29 1990-01-02 1990-01-03"
