@@ -3,6 +3,10 @@
 Pure: arrays in, markup out. No JavaScript and no chart library: the page stays
 readable with scripts off and costs nothing to render in the browser. Styling lives
 in the page's CSS (classes ``price``, ``fast-ma``, ``slow-ma``, ``cross golden|death``).
+
+Nothing is told by colour alone: the slow average is dashed (``DASH``, an attribute, so
+it holds without the page's CSS), a golden cross is a triangle pointing up and a death
+cross one pointing down. The page's legend draws the same keys (``legend_key``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import numpy.typing as npt
 CHART_SESSIONS = 504  # about two years of sessions
 WIDTH, HEIGHT = 480.0, 230.0
 LEFT, RIGHT, TOP, BOTTOM = 50.0, 6.0, 8.0, 24.0
+DASH = "6 4"  # the slow average's stroke-dasharray
+MARKER_HALF_WIDTH, MARKER_APEX, MARKER_BASE = 6.0, 7.0, 5.0  # still legible on a phone
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,30 @@ def _ticks(low: float, high: float, count: int = 4) -> list[float]:
     return [first + i * step for i in range(count + 2) if first + i * step <= high]
 
 
+def triangle(x: float, y: float, kind: str) -> str:
+    """``points`` of a cross marker centred on ``(x, y)``: golden points up, death down."""
+    sign = -1.0 if kind == "golden" else 1.0
+    apex = y + sign * MARKER_APEX
+    base = y - sign * MARKER_BASE
+    corners = ((x, apex), (x + MARKER_HALF_WIDTH, base), (x - MARKER_HALF_WIDTH, base))
+    return " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in corners)
+
+
+def legend_key(mark: str) -> str:
+    """A small ``<svg>`` drawing ``mark`` (``price``, ``fast-ma``, ``slow-ma``, ``golden`` or
+    ``death``) as the chart draws it. Hidden from screen readers: the legend's words name it."""
+    head = (
+        '<svg class="key" viewBox="0 0 24 14" width="24" height="14" '
+        'aria-hidden="true" focusable="false" xmlns="http://www.w3.org/2000/svg">'
+    )
+    if mark in ("golden", "death"):
+        body = f'<polygon class="cross {mark}" points="{triangle(12.0, 7.0, mark)}"/>'
+    else:
+        dash = f' stroke-dasharray="{DASH}"' if mark == "slow-ma" else ""
+        body = f'<line class="{mark}" x1="1" y1="7" x2="23" y2="7"{dash}/>'
+    return f"{head}{body}</svg>"
+
+
 def render(series: Series) -> str:
     """The ``<svg>`` element for one symbol (empty string when there is nothing to draw)."""
     n = len(series.sessions)
@@ -115,14 +145,18 @@ def render(series: Series) -> str:
         ("slow-ma", series.slow, f"{series.slow_window}-session average"),
     ):
         d = _path(xs, y_of(values))
-        out.append(f'<path class="{css}" id="{css}-{name}" d="{d}"><title>{title}</title></path>')
+        dash = f' stroke-dasharray="{DASH}"' if css == "slow-ma" else ""
+        out.append(
+            f'<path class="{css}" id="{css}-{name}" d="{d}"{dash}><title>{title}</title></path>'
+        )
     closes_y = y_of(series.closes)
     for index in np.flatnonzero(series.cross).tolist():
         kind = "golden" if series.cross[index] > 0 else "death"
         when = series.sessions[index].isoformat()
+        points = triangle(float(xs[index]), float(closes_y[index]), kind)
         out.append(
-            f'<circle class="cross {kind}" cx="{xs[index]:.1f}" cy="{closes_y[index]:.1f}" r="4">'
-            f"<title>{kind} cross {when} at {series.closes[index]:,.2f}</title></circle>"
+            f'<polygon class="cross {kind}" points="{points}">'
+            f"<title>{kind} cross {when} at {series.closes[index]:,.2f}</title></polygon>"
         )
     out.append("</svg>")
     return "".join(out)

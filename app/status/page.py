@@ -49,7 +49,12 @@ def environment() -> Environment:
     return env
 
 
-def render(gathered: Gathered) -> str:
+def _legend_key(mark: str) -> Markup:
+    return Markup(chart.legend_key(mark))  # fixed markup, no outside text
+
+
+def render(gathered: Gathered, *, refresh: bool = True) -> str:
+    """The page; ``refresh`` False leaves out the reload directive (the reader paused it)."""
     report = gathered.report
     # Safe to mark up: the SVG is built from numbers and html-escaped text only.
     charts = {symbol: Markup(chart.render(series)) for symbol, series in gathered.charts.items()}
@@ -59,7 +64,10 @@ def render(gathered: Gathered) -> str:
         .render(
             report=report,
             charts=charts,
+            series=gathered.charts,
             slug=chart.slug,
-            refresh=REFRESH_SECONDS,
+            key=_legend_key,
+            refresh=REFRESH_SECONDS if refresh else None,
+            refresh_seconds=REFRESH_SECONDS,
         )
     )

@@ -60,7 +60,8 @@ async def root() -> RedirectResponse:
 )
 async def status_page(request: Request, services: ServicesDep) -> HTMLResponse:
     gathered = await _gather(request, services)
-    return HTMLResponse(page.render(gathered), headers={"Cache-Control": "no-store"})
+    html = page.render(gathered, refresh=request.query_params.get("refresh") != "off")
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.get(

@@ -1,9 +1,10 @@
 """A real browser loads ``/status`` from a real server over a seeded store.
 
 Headless Chromium renders the page served by uvicorn (its own thread, 127.0.0.1, a
-free port) for a store seeded with the bundled history, after a real poll in which
-Stooq (no API key) failed and Yahoo (its local double) answered. The DOM Chromium
-dumps is read as a person would; a screenshot goes to ``test-output/status.png``.
+free port) for a store seeded with the bundled history, after a poll that failed for
+every symbol (Stooq alone, no API key) and a real poll in which Stooq failed and Yahoo
+(its local double) answered. The DOM Chromium dumps is read as a person would;
+screenshots go to ``test-output/status.png`` (desktop) and ``status-390.png`` (phone).
 """
 
 from __future__ import annotations
@@ -25,11 +26,30 @@ from app.db.engine import Database
 from app.jobs import ingest
 from app.market.bars import Bar
 from tests.conftest import ROOT, fixed_clock
+from tests.status.cdp import chromium
 from tests.status.conftest import SYMBOLS, build_app, poll_settings, run_poll
 from tests.status.dom import parse
 
 CHROMIUM = os.environ.get("CROSSWATCH_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = ROOT / "test-output" / "status.png"
+PHONE_SCREENSHOT = ROOT / "test-output" / "status-390.png"
+PHONE = 390
+# Evaluated in the laid-out page: where each non-empty Errors cell (the polls table's last
+# column) lies against the viewport, whether its text is cut, how wide the page scrolls, and
+# how much of each table hides beyond its scrolling box.
+MEASURE = """(() => {
+  const cells = [...document.querySelectorAll("#polls tbody td:last-child")]
+    .filter(td => td.textContent.trim());
+  return {
+    viewport: document.documentElement.clientWidth,
+    scroll: document.documentElement.scrollWidth,
+    hidden: [...document.querySelectorAll(".table")].map(box => box.scrollWidth - box.clientWidth),
+    cells: cells.map(td => {
+      const box = td.getBoundingClientRect();
+      return {left: box.left, right: box.right, cut: td.scrollWidth > td.clientWidth + 1};
+    }),
+  };
+})()"""
 NAMES = {"^RUT": "rut", "^GSPC": "gspc", "^IXIC": "ixic"}
 
 
@@ -68,6 +88,7 @@ def _browse(binary: str, profile: Path, *args: str) -> str:
 @pytest.fixture
 def server(db: Database, database_url: str, real_series: dict[str, list[Bar]]) -> Iterator[str]:
     ingest.seed(db, SYMBOLS, clock=fixed_clock)
+    run_poll(db, poll_settings(database_url, ["stooq"]), real_series)  # errors for the table
     settings = poll_settings(database_url, ["stooq", "yahoo"])
     run_poll(db, settings, real_series)
     app = build_app(settings, db)
@@ -120,7 +141,11 @@ def test_chromium_renders_the_status_page(server: str, tmp_path: Path) -> None:
         assert paths["price"].startswith("M") and paths["price"].count("L") == 503
         assert paths["fast-ma"].count("L") == 503  # the averages span the whole window
         assert paths["slow-ma"].count("L") == 503
-        assert svg.find_all("circle", "cross"), f"no cross marker in {symbol}'s two years"
+        assert svg.by_id(f"slow-ma-{name}").attrs["stroke-dasharray"]  # dashed, not only coloured
+        assert "stroke-dasharray" not in svg.by_id(f"fast-ma-{name}").attrs
+        markers = svg.find_all("polygon", "cross")
+        assert markers, f"no cross marker in {symbol}'s two years"
+        assert all("golden" in m.classes or "death" in m.classes for m in markers)
     assert "Recent events" in text and "Recent polls" in text
     assert "manual" in dom.by_id("polls").text()
 
@@ -135,3 +160,36 @@ def test_chromium_renders_the_status_page(server: str, tmp_path: Path) -> None:
     )
     assert SCREENSHOT.stat().st_size > 50_000
     assert shutil.which(binary) or Path(binary).exists()
+
+
+def test_on_a_phone_the_poll_errors_wrap_on_screen_and_refresh_can_be_paused(
+    server: str, tmp_path: Path
+) -> None:
+    binary = _chromium()
+    paused = parse(
+        _browse(binary, tmp_path / "profile-dom", "--dump-dom", f"{server}/status?refresh=off")
+    )
+    assert not [m for m in paused.find_all("meta") if m.attrs.get("http-equiv") == "refresh"]
+    assert "Auto-refresh paused" in paused.by_id("refresh").text()
+    live = parse(_browse(binary, tmp_path / "profile-live", "--dump-dom", f"{server}/status"))
+    (pause,) = [a for a in live.find_all("a") if a.attrs.get("href") == "/status?refresh=off"]
+    assert pause.text() == "Pause auto-refresh"
+    assert [
+        m.attrs["content"] for m in live.find_all("meta") if m.attrs.get("http-equiv") == "refresh"
+    ] == ["60"]
+
+    # A phone's viewport, as DevTools' device mode sets it (a window cannot be that narrow).
+    PHONE_SCREENSHOT.parent.mkdir(exist_ok=True)
+    PHONE_SCREENSHOT.unlink(missing_ok=True)
+    with chromium(binary, tmp_path / "profile-phone") as tab:
+        tab.open(f"{server}/status?refresh=off", PHONE, 844)
+        layout = tab.evaluate(MEASURE)
+        tab.screenshot(PHONE_SCREENSHOT)
+    assert layout["viewport"] == PHONE
+    assert layout["scroll"] <= PHONE  # nothing pushes the page sideways
+    assert len(layout["hidden"]) == 2 and set(layout["hidden"]) == {0}  # events, polls
+    assert len(layout["cells"]) == 1  # the failed poll's errors, one per symbol, in one cell
+    for cell in layout["cells"]:
+        assert cell["left"] >= 0 and cell["right"] <= PHONE, cell
+        assert not cell["cut"], cell
+    assert PHONE_SCREENSHOT.stat().st_size > 50_000

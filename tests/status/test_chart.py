@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from app.status.chart import Series, render, slug
-from tests.status.dom import parse
+from app.status.chart import DASH, Series, render, slug
+from tests.status.dom import Node, parse
 
 
 def series(n: int = 6) -> Series:
@@ -42,11 +42,49 @@ def test_a_nan_gap_starts_a_new_segment() -> None:
 
 def test_crosses_are_marked_by_kind_and_the_extremes_fit_the_plot() -> None:
     svg = parse(render(series())).by_id("chart-rut")
-    markers = svg.find_all("circle", "cross")
+    markers = svg.find_all("polygon", "cross")
     assert [sorted(m.classes) for m in markers] == [["cross", "death"], ["cross", "golden"]]
     ys = [float(v.split(" ")[1]) for v in svg.by_id("price-rut").attrs["d"][1:].split(" L")]
     assert min(ys) >= 8 and max(ys) <= 230 - 24  # inside the plot's top and bottom margins
     assert ys.index(min(ys)) == 5  # the highest close is drawn highest
+
+
+def points(marker: Node) -> list[tuple[float, float]]:
+    pairs = marker.attrs["points"].split()
+    return [(float(x), float(y)) for x, y in (pair.split(",") for pair in pairs)]
+
+
+def pointing(marker: Node) -> str:
+    """``up`` when a triangle's lone vertex is above its base, ``down`` when below."""
+    corners = points(marker)
+    assert len(corners) == 3, corners
+    ys = sorted(y for _, y in corners)
+    if ys[0] < ys[1] == ys[2]:
+        return "up"
+    if ys[0] == ys[1] < ys[2]:
+        return "down"
+    raise AssertionError(f"not a level triangle: {corners}")
+
+
+def test_crosses_differ_in_shape_not_only_colour() -> None:
+    svg = parse(render(series())).by_id("chart-rut")
+    (death,) = svg.find_all("polygon", "death")
+    (golden,) = svg.find_all("polygon", "golden")
+    assert pointing(golden) == "up" and pointing(death) == "down"
+    # each triangle is centred on its session's close: x of the apex is the session's x
+    close_points = svg.by_id("price-rut").attrs["d"][1:].split(" L")
+    for marker, index in ((death, 4), (golden, 5)):
+        x, _y = (float(v) for v in close_points[index].split(" "))
+        apex = min(points(marker), key=lambda p: p[1] if pointing(marker) == "up" else -p[1])
+        assert apex[0] == x
+
+
+def test_the_slow_average_is_dashed_and_the_others_solid() -> None:
+    svg = parse(render(series())).by_id("chart-rut")
+    dashes = {p.attrs["id"]: p.attrs.get("stroke-dasharray") for p in svg.find_all("path")}
+    assert dashes["price-rut"] is None and dashes["fast-ma-rut"] is None
+    assert dashes["slow-ma-rut"] == DASH
+    assert len(DASH.split()) == 2 and all(float(v) > 0 for v in DASH.split())
 
 
 def test_the_label_is_escaped_and_empty_series_draw_nothing() -> None:
