@@ -20,6 +20,13 @@ PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
 log = logging.getLogger(__name__)
 
 
+class ProblemError(BaseModel):
+    """One thing wrong with a request."""
+
+    loc: list[str | int] = Field(description='Where: e.g. `["query", "limit"]`')
+    msg: str
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem; validation errors add ``errors`` (each ``loc`` and ``msg``)."""
 
@@ -29,6 +36,9 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str = Field(min_length=1, description="What was wrong, for a person to read")
+    errors: list[ProblemError] = Field(
+        default_factory=list, description="Invalid requests (422): each problem found"
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -131,7 +141,9 @@ def _declare_problems(app: FastAPI) -> None:
             for operation in operations.values():
                 _declare_operation_problems(operation)
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        schemas["Problem"] = Problem.model_json_schema()
+        declared = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(declared.pop("$defs", {}))
+        schemas["Problem"] = declared
         # Every error response now refers to Problem: FastAPI's own shapes are unused.
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)

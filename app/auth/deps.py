@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import ServicesDep
 from app.auth.service import Identity, authenticate
@@ -26,17 +27,27 @@ class Forbidden(CrosswatchError):
     title = "Forbidden"
 
 
+# Declares the bearer scheme in the OpenAPI description (the Authorize button, and
+# generated clients that know a key is needed); answering 401 stays ours (problem+json).
+bearer = HTTPBearer(
+    scheme_name="ApiKey",
+    description="An API key (`crosswatch keys create`) or the admin token",
+    auto_error=False,
+)
+
+
 def require_key(
     services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Identity:
     if not authorization:
         raise Unauthorized("an API key is required: Authorization: Bearer <key>")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
         raise Unauthorized("the Authorization header must be: Bearer <key>")
     with services.db.transaction(write=False) as session:
-        identity = authenticate(session, token.strip(), admin_token=services.settings.admin_token)
+        identity = authenticate(session, token, admin_token=services.settings.admin_token)
     if identity is None:
         raise Unauthorized("the API key is unknown or revoked")
     return identity

@@ -25,6 +25,7 @@ from app.signals.schemas import (
     CrossList,
     EventOut,
     EventPage,
+    EventType,
     IsoDate,
     ScanResult,
     Signal,
@@ -162,7 +163,7 @@ def list_symbols(session: ReadSession) -> SymbolList:
     "/symbols/{symbol}/closes",
     response_model=BarList,
     summary="Stored daily bars (JSON, or CSV with Accept: text/csv)",
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def get_closes(
     symbol: SymbolPath,
@@ -293,7 +294,9 @@ def scan(
 def list_events(
     session: ReadSession,
     symbol: StoredText | None = None,
-    type: StoredText | None = None,
+    type: Annotated[
+        EventType | None, Query(description="One type; default all but test, snapshot")
+    ] = None,
     after: Annotated[str | None, Query(description="Cursor: the `next` of a previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     live: bool | None = None,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-ForwardReturns = dict[str, float | None]
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -45,10 +45,48 @@ StoredText = Annotated[str, AfterValidator(_without_nul)]
 UtcDatetime = Annotated[datetime, AfterValidator(_assume_utc)]
 
 
+class Regime(StrEnum):
+    """Which average is above: ``golden`` (fast above slow) or ``death``."""
+
+    golden = "golden"
+    death = "death"
+
+
+class EventType(StrEnum):
+    """Every type of stored event (README, Events)."""
+
+    golden_cross = "golden_cross"
+    death_cross = "death_cross"
+    peak = "peak"
+    trough = "trough"
+    cross_approaching = "cross_approaching"
+    daily_brief = "daily_brief"
+    retracted = "retracted"
+    snapshot = "snapshot"
+    test = "test"
+
+
+class ForwardReturns(BaseModel):
+    """Return in percent from a session to 21, 63, 126 and 252 sessions later (null:
+    not that far yet). The keys are the horizons: ``{"21": …, "63": …}``."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    after_21: float | None = Field(alias="21")
+    after_63: float | None = Field(alias="63")
+    after_126: float | None = Field(alias="126")
+    after_252: float | None = Field(alias="252")
+
+
 class RuleOut(BaseModel):
     fast: int
     slow: int
     type: Literal["sma", "ema"]
+
+
+class TurnRuleOut(BaseModel):
+    decline_pct: float = Field(description="Decline % confirming a peak")
+    rebound_pct: float = Field(description="Rebound % confirming a trough")
 
 
 class CrossRef(BaseModel):
@@ -84,7 +122,7 @@ class Signal(BaseModel):
     rule: RuleOut
     fast_value: float | None
     slow_value: float | None
-    regime: Literal["golden", "death"] | None
+    regime: Regime | None
     gap_pct: float | None
     last_cross: CrossRef | None
     sessions_since_cross: int | None
@@ -118,16 +156,46 @@ class Cross(BaseModel):
     reversed_after_sessions: int | None
 
 
+class HorizonStats(BaseModel):
+    median_pct: float | None
+    share_positive: float | None = Field(description="Share of positive returns, 0..1")
+    observations: int
+
+
+class HorizonSummary(BaseModel):
+    """Statistics of the forward returns per horizon, keyed ``"21"``, ``"63"``, …"""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    after_21: HorizonStats = Field(alias="21")
+    after_63: HorizonStats = Field(alias="63")
+    after_126: HorizonStats = Field(alias="126")
+    after_252: HorizonStats = Field(alias="252")
+
+
+class CrossTypeSummary(BaseModel):
+    count: int
+    forward_returns: HorizonSummary
+
+
+class CrossSummary(BaseModel):
+    count: int
+    golden_cross: CrossTypeSummary
+    death_cross: CrossTypeSummary
+    whipsaws: int = Field(description="Crosses reversed within `whipsaw_sessions`")
+    whipsaw_sessions: int
+
+
 class CrossList(BaseModel):
     symbol: str
     rule: RuleOut
     crosses: list[Cross]
-    summary: dict[str, Any]
+    summary: CrossSummary
 
 
 class TurnList(BaseModel):
     symbol: str
-    rule: dict[str, float]
+    rule: TurnRuleOut
     turns: list[Turn]
 
 
@@ -173,28 +241,154 @@ class Comparison(BaseModel):
     returns: list[ReturnOut]
 
 
+# What each event type carries (DESIGN §4). Stored payloads are served as stored:
+# keys a model does not name are kept (``extra="allow"``), none is added.
+
+
+class CrossFacts(BaseModel):
+    """A ``golden_cross`` or ``death_cross``: the averages on the cross session."""
+
+    model_config = ConfigDict(extra="allow")
+
+    close: float
+    fast_value: float
+    slow_value: float
+    rule: RuleOut
+    sessions_seen: int = Field(description="Sessions of history the averages saw")
+
+
+class ApproachFacts(CrossFacts):
+    """A ``cross_approaching``: the death regime's gap narrowed to within 1%."""
+
+    gap_pct: float
+    trigger_close: float | None
+
+
+class TurnFacts(BaseModel):
+    """A confirmed ``peak`` or ``trough``; ``close`` is the confirming session's."""
+
+    model_config = ConfigDict(extra="allow")
+
+    extreme_session: date
+    extreme_close: float
+    close: float
+    change_pct: float | None
+    sessions_to_confirm: int
+    rule: TurnRuleOut
+
+
+class Provenance(BaseModel):
+    session: date
+    source: str | None = Field(description="Data source of the closes")
+    instrument: str
+
+
+class CrossData(CrossFacts, Provenance):
+    """``data`` of a ``golden_cross`` or ``death_cross`` event."""
+
+
+class ApproachData(ApproachFacts, Provenance):
+    """``data`` of a ``cross_approaching`` event."""
+
+
+class TurnData(TurnFacts, Provenance):
+    """``data`` of a ``peak`` or ``trough`` event."""
+
+
+class BriefLine(BaseModel):
+    symbol: str
+    session: date
+    close: float
+    regime: Regime | None
+    gap_pct: float | None
+    trigger_close: float | None
+    drawdown_pct: float | None
+    stale: bool
+    source: str | None
+    instrument: str | None
+    line: str = Field(description="The line of state, for a person to read")
+
+
+class DailyBriefData(BaseModel):
+    """``data`` of a ``daily_brief`` event: a line of state per symbol."""
+
+    model_config = ConfigDict(extra="allow")
+
+    session: date
+    symbols: list[BriefLine]
+
+
+class RetractedData(BaseModel):
+    """``data`` of a ``retracted`` event: which event revised closes undid, and why."""
+
+    model_config = ConfigDict(extra="allow")
+
+    original_id: str
+    original_type: EventType
+    session: date
+    reason: str
+
+
+class SnapshotRegime(BaseModel):
+    symbol: str
+    regime: Regime
+    since_session: date
+    cross_event_id: str
+
+
+class SnapshotData(BaseModel):
+    """``data`` of a ``snapshot`` event: the regime of each subscribed symbol."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rule: str = Field(description="The subscription's rule, e.g. `sma:50:200`")
+    regimes: list[SnapshotRegime]
+
+
+class EventTestData(BaseModel):
+    """``data`` of a ``test`` event."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    subscription_id: int
+
+
+# A superset first: a generated client tries the members in order.
+ScanData = ApproachFacts | CrossFacts | TurnFacts
+EventData = (
+    ApproachData
+    | CrossData
+    | TurnData
+    | DailyBriefData
+    | RetractedData
+    | SnapshotData
+    | EventTestData
+)
+
+
 class ScanMatch(BaseModel):
     symbol: str
-    type: str
+    type: EventType
     session: date
     sessions_ago: int
-    data: dict[str, Any]
+    data: ScanData
 
 
 class ScanResult(BaseModel):
-    event: str
+    event: EventType
     within: int
     matches: list[ScanMatch]
 
 
 class EventOut(BaseModel):
     id: str
-    type: str
+    type: EventType
     symbol: str
     session: date
     live: bool
     rule: str
-    data: dict[str, Any]
+    data: EventData = Field(description="Its shape follows `type` (DESIGN §4)")
     created_at: UtcDatetime
     retracted_by: str | None
 

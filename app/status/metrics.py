@@ -10,7 +10,7 @@ reports the same numbers and nothing has to be kept in sync. Each app gets its o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 
@@ -24,6 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.deps import Services
@@ -232,6 +233,9 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        # Routing rewrites the scope (a mount moves the path into root_path): keep the
+        # request's own, to find the route of a request no API route served.
+        path, root_path = scope["path"], scope.get("root_path", "")
 
         async def record_status(message: Message) -> None:
             nonlocal status
@@ -242,11 +246,24 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope.get("route")
+            route = scope.get("route") or _plain_route(
+                {**scope, "path": path, "root_path": root_path}
+            )
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - started
             )
+
+
+def _plain_route(scope: Scope) -> BaseRoute | None:
+    """The route that served ``scope`` when it was not an API route: Starlette's own
+    routes (``/openapi.json``) and mounts (the docs' static files) leave no ``route`` in
+    the scope. None when nothing matched (a 404)."""
+    routes: Sequence[BaseRoute] = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+    for route in routes:
+        if route.matches(scope)[0] is Match.FULL:
+            return route
+    return None
 
 
 def install(app: Starlette) -> Metrics:

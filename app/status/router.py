@@ -16,6 +16,7 @@ from app.status.health import readiness_problem
 from app.status.schemas import StatusReport
 
 router = APIRouter(tags=["health"])
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
 class Health(BaseModel):
@@ -79,6 +80,12 @@ async def status_json(request: Request, services: ServicesDep) -> StatusReport:
     response_class=Response,
     tags=["status"],
     summary="Prometheus metrics (text exposition format)",
+    responses={
+        200: {
+            "description": "Prometheus text (OpenMetrics when asked by Accept)",
+            "content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def prometheus(request: Request) -> Response:
     registry = metrics.metrics_for(request.app).registry

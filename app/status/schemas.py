@@ -3,11 +3,48 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.signals.schemas import EventType, Regime
 
 State = Literal["operational", "degraded", "down", "unknown"]
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _once_known() -> Any:
+    """A detail given only once known: absent before (never null)."""
+    return Field(default=None, exclude_if=_is_none)
+
+
+class SchedulerDetails(BaseModel):
+    next_poll_at: str
+    last_run: int | None = _once_known()
+    last_status: str | None = _once_known()
+    last_started_at: str | None = _once_known()
+    last_duration_seconds: float | None = _once_known()
+
+
+class ProviderDetails(BaseModel):
+    run: int = Field(description="The poll judged")
+    answered: str | None = Field(description="Symbols it answered, comma-separated")
+    failed: str | None = Field(description="Symbols it failed, comma-separated")
+
+
+class DeliveryWorkerDetails(BaseModel):
+    backlog: int
+    due: int
+    oldest_due_age_seconds: float | None = _once_known()
+
+
+class NoDetails(BaseModel):
+    """The store's: its reason says it all."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Component(BaseModel):
@@ -17,7 +54,9 @@ class Component(BaseModel):
     kind: Literal["store", "scheduler", "provider", "delivery_worker"]
     state: State
     reason: str
-    details: dict[str, str | int | float | None] = Field(default_factory=dict)
+    details: SchedulerDetails | ProviderDetails | DeliveryWorkerDetails | NoDetails = Field(
+        default_factory=NoDetails, description="Facts behind the state; their shape follows `kind`"
+    )
 
 
 class CrossMarker(BaseModel):
@@ -35,7 +74,7 @@ class SymbolCard(BaseModel):
     stale: bool
     sessions_behind: int
     close: float
-    regime: Literal["golden", "death"] | None
+    regime: Regime | None
     gap_pct: float | None
     fast_value: float | None
     slow_value: float | None
@@ -54,7 +93,7 @@ class SymbolCard(BaseModel):
 
 class RecentEvent(BaseModel):
     id: str
-    type: str
+    type: EventType
     symbol: str
     session: date
     live: bool

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -14,25 +15,20 @@ from pydantic import (
     model_validator,
 )
 
-from app.signals.schemas import IsoDate, StoredText, UtcDatetime
+from app.signals.schemas import EventType, IsoDate, StoredText, UtcDatetime
 
-EventType = Literal[
-    "golden_cross",
-    "death_cross",
-    "peak",
-    "trough",
-    "cross_approaching",
-    "daily_brief",
-    "retracted",
-    "snapshot",
-    "test",
-]
-DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
 
 # List bounds of a subscription (documented in the README): every list the API stores
 # is bounded, so matching, replay and snapshot stay small queries.
 MAX_SYMBOLS = 1000
-MAX_EVENT_TYPES = len(get_args(EventType))
+MAX_EVENT_TYPES = len(EventType)
 # A symbol as the market stores it (``app.market.symbols``: at most 32 characters).
 SymbolText = Annotated[StoredText, Field(max_length=32)]
 
@@ -99,7 +95,7 @@ class SubscriptionPatch(BaseModel):
 class SubscriptionOut(BaseModel):
     id: int
     url: str
-    event_types: list[str]
+    event_types: list[EventType]
     symbols: list[str] | None
     rule: Rule | None
     description: str | None
@@ -136,7 +132,7 @@ class AttemptOut(BaseModel):
 class DeliveryOut(BaseModel):
     id: int
     event_id: str
-    event_type: str
+    event_type: EventType
     status: DeliveryStatus
     attempt_count: int
     next_attempt_at: UtcDatetime | None

@@ -97,7 +97,16 @@ def _own_subscriptions(db: Database, identity: Identity) -> tuple[list[int], lis
             session=date(2026, 8, 21),
             rule="sma:50:200",
             live=True,
-            data={"close": 3017.87},
+            data={  # as detection writes it: /v1/events serves it in its typed model
+                "session": "2026-08-21",
+                "close": 3017.87,
+                "fast_value": 2900.0,
+                "slow_value": 2899.0,
+                "rule": {"fast": 50, "slow": 200, "type": "sma"},
+                "sessions_seen": 9000,
+                "source": "seed",
+                "instrument": "^RUT",
+            },
             created_at=NOW,
         )
         stored = session.merge(event)
