@@ -19,6 +19,7 @@ from app.errors import CrosswatchError
 from app.jobs import ingest
 from app.market import service as market
 from app.market.bars import Bar
+from app.market.cli import universe_cli
 from app.settings import Settings, SettingsError, get_settings
 from app.signals.models import Event
 
@@ -290,6 +291,7 @@ def worker(
 
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
 cli.add_typer(keys, name="keys")
+cli.add_typer(universe_cli, name="universe")
 
 
 @keys.command("create")

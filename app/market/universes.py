@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -31,6 +32,8 @@ MAX_MEMBERS = 10_000
 HEADER_SEARCH_ROWS = 50
 SYMBOL_COLUMNS = ("ticker", "symbol")
 SKIPPED_TICKERS = frozenset({"", "-", "--"})
+# A symbol file read whole: a holdings export of MAX_MEMBERS rows is a few MB.
+MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 def canonical_name(name: str) -> str:
@@ -74,17 +77,56 @@ def list_all(session: Session) -> list[UniverseInfo]:
         .order_by(Universe.name)
     ).all()
     return [
-        UniverseInfo(universe.name, int(members), universe.created_at, universe.updated_at)
+        UniverseInfo(
+            universe.name, int(members), _utc(universe.created_at), _utc(universe.updated_at)
+        )
         for universe, members in rows
     ]
 
 
 def info(session: Session, name: str) -> UniverseInfo:
-    universe = _get(session, name)
+    """Universe ``name`` and its member count; 404 if there is no such universe."""
+    cleaned = canonical_name(name)
+    universe = _get(session, cleaned)
     count = session.scalar(
-        select(func.count()).select_from(UniverseMember).where(UniverseMember.universe == name)
+        select(func.count()).select_from(UniverseMember).where(UniverseMember.universe == cleaned)
     )
-    return UniverseInfo(universe.name, int(count or 0), universe.created_at, universe.updated_at)
+    return UniverseInfo(
+        universe.name, int(count or 0), _utc(universe.created_at), _utc(universe.updated_at)
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite keeps no offset; every stored time is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def existing(session: Session, name: str) -> str:
+    """The canonical name of universe ``name``; 404 if there is no such universe."""
+    cleaned = canonical_name(name)
+    _get(session, cleaned)
+    return cleaned
+
+
+def memberships(
+    session: Session, names: Collection[str], symbols: Collection[str]
+) -> set[tuple[str, str]]:
+    """The (universe, symbol) pairs among ``names`` x ``symbols`` that are memberships now.
+
+    A few bulk reads (both lists in slices), whatever the number of subscriptions or
+    events asking: what the outbox fan-out matches universe subscriptions against.
+    """
+    found: set[tuple[str, str]] = set()
+    for names_part in chunks(sorted(set(names))):
+        for symbols_part in chunks(sorted(set(symbols))):
+            rows = session.execute(
+                select(UniverseMember.universe, UniverseMember.symbol).where(
+                    UniverseMember.universe.in_(names_part),
+                    UniverseMember.symbol.in_(symbols_part),
+                )
+            ).tuples()
+            found.update(rows)
+    return found
 
 
 def members(session: Session, name: str) -> list[str]:
@@ -175,6 +217,27 @@ class SymbolList:
 
     symbols: list[str]
     skipped: int
+
+
+def read_symbol_file(path: Path) -> SymbolList:
+    """:func:`parse_symbol_file` of the file at ``path`` (UTF-8, a BOM allowed); a file
+    that is missing, unreadable, not UTF-8 or over :data:`MAX_FILE_BYTES` is one line."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} is a folder, not a file") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidInput(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not UTF-8 text") from None
+    return parse_symbol_file(text)
 
 
 def parse_symbol_file(text: str) -> SymbolList:
