@@ -97,15 +97,23 @@ def test_the_webhook_body_created_at_has_a_utc_offset(
 def test_one_off_events_stay_out_of_the_event_feed_unless_asked_for(
     client: TestClient, db: Database, alice: dict[str, str]
 ) -> None:
+    # A market event as detection stores it (the feed serves each type's data shape).
+    market_event = make_event("^RUT", "retracted", FRIDAY, rule="sma:50:200", now=SUNDAY)
+    market_event.data = {
+        "original_id": "evt_0",
+        "original_type": "golden_cross",
+        "session": FRIDAY.isoformat(),
+        "reason": "revised closes no longer imply this event",
+    }
     with db.transaction() as session:
-        session.add(make_event("^RUT", "golden_cross", FRIDAY, now=SUNDAY))
+        session.add(market_event)
     hook_id = client.post(
         "/v1/webhooks", json={"url": "https://example.com/h"}, headers=alice
     ).json()["id"]
     test_id = client.post(f"/v1/webhooks/{hook_id}/test", headers=alice).json()["event_id"]
     snapshot_id = client.post(f"/v1/webhooks/{hook_id}/snapshot", headers=alice).json()["event_id"]
     feed = client.get("/v1/events").json()["events"]
-    assert [event["type"] for event in feed] == ["golden_cross"]
+    assert [event["type"] for event in feed] == ["retracted"]
     assert all(
         datetime.fromisoformat(event["created_at"]).utcoffset() is not None for event in feed
     )
