@@ -77,6 +77,7 @@ def enabled_targets(session: Session) -> Sequence[Any]:
             Subscription.id,
             Subscription.event_types,
             Subscription.symbols,
+            Subscription.universe,
             Subscription.rule_fast,
             Subscription.rule_slow,
             Subscription.rule_type,

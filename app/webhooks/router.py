@@ -65,6 +65,7 @@ def _out(subscription: Subscription) -> SubscriptionOut:
         url=subscription.url,
         event_types=subscription.event_types,
         symbols=subscription.symbols,
+        universe=subscription.universe,
         rule=rule,
         description=subscription.description,
         enabled=subscription.enabled,

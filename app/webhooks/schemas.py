@@ -31,6 +31,17 @@ MAX_SYMBOLS = 1000
 MAX_EVENT_TYPES = len(EventType)
 # A symbol as the market stores it (``app.market.symbols``: at most 32 characters).
 SymbolText = Annotated[StoredText, Field(max_length=32)]
+# A universe's name (``app.market.universes``: checked, and looked up, by the service).
+UniverseText = Annotated[
+    StoredText,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="A universe's name: only events of its members (when each event is "
+        "written) match. With `symbols` too, the symbol must be in both.",
+        examples=["russell2000"],
+    ),
+]
 
 
 class Rule(BaseModel):
@@ -70,6 +81,7 @@ class SubscriptionIn(BaseModel):
         max_length=MAX_SYMBOLS,
         description=f"null (or []): every symbol. At most {MAX_SYMBOLS}.",
     )
+    universe: UniverseText | None = None
     rule: Rule | None = Field(default=None, description="null: the default sma 50/200.")
     description: StoredText | None = Field(default=None, max_length=500)
     enabled: StrictBool = True
@@ -85,6 +97,7 @@ class SubscriptionPatch(BaseModel):
     url: StoredText | None = Field(default=None, min_length=8, max_length=2048)
     event_types: list[EventType] | None = Field(default=None, max_length=MAX_EVENT_TYPES)
     symbols: list[SymbolText] | None = Field(default=None, max_length=MAX_SYMBOLS)
+    universe: UniverseText | None = Field(default=None, description="null: every symbol.")
     rule: Rule | None = None
     description: StoredText | None = Field(default=None, max_length=500)
     enabled: StrictBool | None = None
@@ -97,6 +110,7 @@ class SubscriptionOut(BaseModel):
     url: str
     event_types: list[EventType]
     symbols: list[str] | None
+    universe: str | None
     rule: Rule | None
     description: str | None
     enabled: bool

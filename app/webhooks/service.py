@@ -1,19 +1,23 @@
 """Subscriptions and the outbox: services flush, the caller's transaction commits.
 
 Matching an event to a subscription: its type must be among the subscription's event
-types (empty: all), its symbol among its symbols (null: all), and for cross events
-(``golden_cross``, ``death_cross``, ``cross_approaching``) its rule string must be the
-subscription's rule (``sma:50:200`` unless it set its own). A ``retracted`` event
+types (empty: all), its symbol among its symbols (null: all) and, when it names a
+universe, a member of that universe when the event is written (with both, the symbol
+must be in the list and in the universe; a deleted universe has no members); for cross
+events (``golden_cross``, ``death_cross``, ``cross_approaching``) its rule string must
+be the subscription's rule (``sma:50:200`` unless it set its own). A ``retracted`` event
 carries its original's rule and type (``data.original_type``): it matches like that
-original would, by symbol and, when it retracts a cross, by rule; it also goes to every
-subscription that was sent the event it retracts. ``test`` and ``snapshot`` events are
-made for one subscription and never fanned out.
+original would, by symbol (and universe membership when the retraction is written)
+and, when it retracts a cross, by rule; it also goes to every subscription that was
+sent the event it retracts. ``test`` and ``snapshot`` events are made for one
+subscription and never fanned out. Replay and snapshot read a universe's members as they
+are when asked.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -23,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.auth.service import Identity
 from app.clock import system_clock
 from app.errors import Conflict, InvalidInput, NotFound
+from app.market import universes
 from app.market.calendar import last_closed_session
 from app.signals.models import Event
 from app.signals.repository import ONE_OFF_TYPES
@@ -53,6 +58,8 @@ class Target(Protocol):
     @property
     def symbols(self) -> list[str] | None: ...
     @property
+    def universe(self) -> str | None: ...
+    @property
     def rule_fast(self) -> int | None: ...
     @property
     def rule_slow(self) -> int | None: ...
@@ -66,13 +73,19 @@ def rule_string(subscription: Target) -> str:
     return f"{subscription.rule_type or 'sma'}:{subscription.rule_fast}:{subscription.rule_slow}"
 
 
-def matches(subscription: Target, event: Event) -> bool:
-    """Whether ``event`` is one ``subscription`` asked for (types, symbols, rule)."""
+def matches(subscription: Target, event: Event, members: Set[tuple[str, str]]) -> bool:
+    """Whether ``event`` is one ``subscription`` asked for (types, symbols, universe, rule).
+
+    ``members`` holds the (universe, symbol) memberships that stand now, at least those
+    of the subscription's universe and the event's symbol (:func:`universes.memberships`).
+    """
     if event.type in PRIVATE_TYPES:
         return False
     if subscription.event_types and event.type not in subscription.event_types:
         return False
     if subscription.symbols is not None and event.symbol not in subscription.symbols:
+        return False
+    if subscription.universe is not None and (subscription.universe, event.symbol) not in members:
         return False
     return not _rule_bound(event) or event.rule == rule_string(subscription)
 
@@ -111,6 +124,12 @@ def enqueue_for_events(
     sent_originals = repository.existing_pairs(
         session, [original for ids in retracted.values() for original in ids]
     )
+    # Membership as it stands in this transaction: when the events are written.
+    members = universes.memberships(
+        session,
+        {s.universe for s in subscriptions if s.universe is not None},
+        {event.symbol for event in live},
+    )
     rows: list[tuple[str, int]] = []
     for event in live:
         originals = retracted.get(event.id, [])
@@ -118,7 +137,7 @@ def enqueue_for_events(
             key = (event.id, subscription.id)
             if key in existing:
                 continue
-            wanted = matches(subscription, event) or any(
+            wanted = matches(subscription, event, members) or any(
                 (original, subscription.id) in sent_originals for original in originals
             )
             if wanted:
@@ -153,6 +172,7 @@ def create_subscription(
         url=data.url,
         event_types=list(data.event_types),
         symbols=data.symbols,
+        universe=_existing_universe(session, data.universe),
         description=data.description,
         enabled=data.enabled,
         secret=secret,
@@ -163,6 +183,19 @@ def create_subscription(
     session.add(subscription)
     session.flush()
     return subscription, secret
+
+
+def _existing_universe(session: Session, name: str | None) -> str | None:
+    """The canonical name of an existing universe (422 when there is none by that name)."""
+    if name is None:
+        return None
+    try:
+        return universes.existing(session, name)
+    except NotFound:
+        raise InvalidInput(
+            f"unknown universe {name.strip().lower()!r}: create it first "
+            "(PUT /v1/universes/{name} or crosswatch universe import)"
+        ) from None
 
 
 def _set_rule(subscription: Subscription, rule: Rule | None) -> None:
@@ -191,6 +224,8 @@ def update_subscription(
         subscription.event_types = list(patch.event_types or [])
     if "symbols" in given:
         subscription.symbols = patch.symbols
+    if "universe" in given:
+        subscription.universe = _existing_universe(session, patch.universe)
     if "rule" in given:
         _set_rule(subscription, patch.rule)
     if "description" in given:
@@ -281,7 +316,7 @@ def snapshot_data(session: Session, subscription: Subscription) -> dict[str, Any
     store (e.g. its history starts inside a regime) is absent.
     """
     rule = rule_string(subscription)
-    crosses = repository.latest_crosses(session, rule, subscription.symbols)
+    crosses = repository.latest_crosses(session, rule, _symbols_of(session, subscription))
     return {
         "rule": rule,
         "regimes": [
@@ -306,17 +341,19 @@ def replay(
 ) -> int:
     """(Re)deliver the stored events matching the subscription in a session range."""
     _require_enabled(subscription)
+    symbols = _symbols_of(session, subscription)
     candidates = repository.events_in_range(
         session,
         types=[t for t in subscription.event_types if t not in PRIVATE_TYPES],
-        symbols=subscription.symbols,
+        symbols=symbols,
         since=since,
         until=until,
         limit=REPLAY_LIMIT + 1,
     )
     if len(candidates) > REPLAY_LIMIT:
         raise InvalidInput(f"more than {REPLAY_LIMIT} events in that range; narrow it")
-    wanted = [event.id for event in candidates if matches(subscription, event)]
+    members = _members_now(subscription, symbols)
+    wanted = [event.id for event in candidates if matches(subscription, event, members)]
     existing = repository.delivery_ids_for(session, subscription.id, wanted)
     repository.reset_deliveries(session, existing.values(), now)
     repository.insert_deliveries(
@@ -325,3 +362,26 @@ def replay(
     if wanted:
         repository.mark_outbox_dirty(session)
     return len(wanted)
+
+
+def _symbols_of(session: Session, subscription: Subscription) -> list[str] | None:
+    """The symbols a subscription covers now (None: all): its list, limited to its
+    universe's current members when it names one (a deleted universe has none)."""
+    if subscription.universe is None:
+        return subscription.symbols
+    if subscription.symbols is None:
+        try:
+            return universes.members(session, subscription.universe)
+        except NotFound:
+            return []
+    found = universes.memberships(session, [subscription.universe], subscription.symbols)
+    return sorted(symbol for _universe, symbol in found)
+
+
+def _members_now(
+    subscription: Subscription, symbols: Collection[str] | None
+) -> set[tuple[str, str]]:
+    """``symbols`` (read by :func:`_symbols_of`) as the memberships :func:`matches` takes."""
+    if subscription.universe is None or symbols is None:
+        return set()
+    return {(subscription.universe, symbol) for symbol in symbols}
