@@ -180,9 +180,25 @@ def make_event(
         session=session,
         rule=rule,
         live=live,
-        data={"close": 2200.5, "fast": 50, "slow": 200},
+        data=_payload(event_type, symbol, session),
         created_at=now,
     )
+
+
+def _payload(event_type: str, symbol: str, session: date) -> dict[str, Any]:
+    """``data`` shaped as detection writes it (``/v1/events`` serves it typed)."""
+    provenance = {"session": session.isoformat(), "source": "import", "instrument": symbol}
+    if event_type in ("peak", "trough"):
+        turn_rule = {"decline_pct": 20.0, "rebound_pct": 20.0}
+        return {
+            **provenance,
+            **{"extreme_session": session.isoformat(), "extreme_close": 2300.0},
+            **{"close": 1840.0, "change_pct": 25.0, "sessions_to_confirm": 30},
+            "rule": turn_rule,
+        }
+    averages = {"close": 2200.5, "fast_value": 2150.0, "slow_value": 2149.0}
+    rule = {"fast": 50, "slow": 200, "type": "sma"}
+    return {**provenance, **averages, "rule": rule, "sessions_seen": 5000}
 
 
 def store_and_enqueue(db: Database, events: list[Event], now: datetime) -> int:
