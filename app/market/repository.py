@@ -437,3 +437,49 @@ def load_panel(session: Session, symbols: Sequence[str], *, tail: int | None = N
             matrix[row, width - (end - start) :] = all_closes[start:end]
             sessions[row, width - (end - start) :] = all_days[start:end]
     return ClosePanel(list(symbols), matrix, sessions)
+
+
+@dataclass(frozen=True)
+class VolumeRows:
+    """Stored volumes as flat arrays, grouped by symbol: ``counts[i]`` rows of
+    ``symbols[i]`` (in that order, sessions ascending); NaN where no volume is stored."""
+
+    symbols: list[str]
+    counts: npt.NDArray[np.int64]
+    sessions: npt.NDArray[np.datetime64]
+    volumes: npt.NDArray[np.float64]
+
+
+def load_volumes(session: Session, symbols: Sequence[str], *, since: date) -> VolumeRows:
+    """The stored volumes of ``symbols`` from session ``since`` on (one query per
+    :data:`_SYMBOLS_PER_QUERY` symbols), e.g. the newest sessions a screen compares."""
+    days = _epoch_days(session)
+    names: list[str] = []
+    counts: list[int] = []
+    day_numbers: list[int] = []
+    values: list[float | None] = []
+    unique = list(dict.fromkeys(symbols))
+    for start in range(0, len(unique), _SYMBOLS_PER_QUERY):
+        query = (
+            select(DailyBar.symbol, days, DailyBar.volume)
+            .where(
+                DailyBar.symbol.in_(unique[start : start + _SYMBOLS_PER_QUERY]),
+                DailyBar.session >= since,
+            )
+            .order_by(DailyBar.symbol, DailyBar.session)
+        )
+        result = session.connection().execute(query)
+        rows: Sequence[tuple[str, int, float | None]] = result.cursor.fetchall()
+        result.close()
+        for name, group in itertools.groupby(rows, key=lambda row: row[0]):
+            chunk = list(group)
+            names.append(name)
+            counts.append(len(chunk))
+            day_numbers.extend(row[1] for row in chunk)
+            values.extend(row[2] for row in chunk)
+    return VolumeRows(
+        names,
+        np.array(counts, dtype=np.int64),
+        np.array(day_numbers, dtype=np.int64).astype("datetime64[D]"),
+        np.array(values, dtype=np.float64),
+    )

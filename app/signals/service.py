@@ -1,5 +1,6 @@
 """Signal use-cases over the store: the in-memory book of default-rule signals, custom
-rules on demand, crosses, turns, compare and scan."""
+rules on demand, crosses, turns, compare, and scan, screen and breadth (whole arrays of
+the cached analysis; see :mod:`app.signals.scan`, :mod:`.screen`, :mod:`.breadth`)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
-from app.market import calendar, repository
+from app.market import calendar, repository, universes
 from app.signals import analysis as an
+from app.signals import breadth as breadth_arrays
+from app.signals import kernel
+from app.signals import scan as scan_arrays
+from app.signals import screen as screen_arrays
 from app.signals.analysis import DEFAULT_RULE, DEFAULT_TURNS, Analysis, Rule, TurnRule
 
 # How long a verified data fingerprint is trusted by the cached ``/v1/signals`` bodies:
@@ -38,9 +45,27 @@ class Snapshot:
 
     def row(self, symbol: str) -> int:
         try:
-            return self.analysis.panel.symbols.index(symbol)
-        except ValueError:
+            return self.rows[symbol]
+        except KeyError:
             raise NotFound(f"unknown symbol {symbol!r}: it is not tracked") from None
+
+    # Derived once per data version, on first use (scan, screen, breadth).
+
+    @cached_property
+    def rows(self) -> dict[str, int]:
+        return {symbol: row for row, symbol in enumerate(self.analysis.panel.symbols)}
+
+    @cached_property
+    def latest(self) -> scan_arrays.LatestEvents:
+        return scan_arrays.latest_events(self.analysis)
+
+    @cached_property
+    def calendar(self) -> breadth_arrays.Calendar:
+        return breadth_arrays.calendar(self.analysis.panel)
+
+    @cached_property
+    def highs_and_lows(self) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        return breadth_arrays.highs_and_lows(self.analysis.panel.closes)
 
 
 class SignalBook:
@@ -182,11 +207,14 @@ def _signal(
     }
 
 
-def all_signals(book: SignalBook, session: Session, now: datetime) -> list[dict[str, Any]]:
+def all_signals(
+    book: SignalBook, session: Session, now: datetime, universe: str | None = None
+) -> list[dict[str, Any]]:
     snap = book.snapshot(session)
     expected = book.expected_session(now)
     result = []
-    for row, symbol in enumerate(snap.analysis.panel.symbols):
+    for row in chosen_rows(snap, session, None, universe).tolist():
+        symbol = snap.analysis.panel.symbols[row]
         signal = _signal(snap.analysis, row, snap.provenance.get(symbol), expected)
         if signal is not None:
             result.append(signal)
@@ -258,12 +286,19 @@ def compare(
     start: str,
     end: date | None,
     now: datetime,
+    universe: str | None = None,
 ) -> dict[str, Any]:
     """Return of each symbol from the close before ``start`` to the last close by ``end``.
 
-    ``start="ytd"`` measures from the last close of the previous year.
+    ``start="ytd"`` measures from the last close of the previous year. With
+    ``universe``, only its members count, and those without closes over the period are
+    left out (a new member waits for its backfill) instead of refusing the request.
     """
     snap = book.snapshot(session)
+    skip_missing = universe is not None
+    if universe is not None:
+        rows = chosen_rows(snap, session, symbols, universe).tolist()
+        symbols = [snap.analysis.panel.symbols[row] for row in rows]
     if start == "ytd":
         reference_end = end or calendar.last_closed_session(now)
         base_before = date(reference_end.year, 1, 1)
@@ -289,6 +324,8 @@ def compare(
             else int(np.searchsorted(days, np.datetime64(end), side="right")) - 1
         )
         if base_index < 0 or end_index <= base_index:
+            if skip_missing:
+                continue
             raise InvalidInput(f"{symbol} has no closes to compare over that period")
         results.append(
             {
@@ -306,35 +343,183 @@ def compare(
 SCAN_EVENTS = ("golden_cross", "death_cross", "peak", "trough", "cross_approaching")
 
 
+def chosen_rows(
+    snap: Snapshot, session: Session, symbols: Sequence[str] | None, universe: str | None
+) -> npt.NDArray[np.int64]:
+    """Panel rows of ``symbols`` (in that order; 404 for one not tracked), or of every
+    symbol, limited to the members of ``universe`` (404 for an unknown universe)."""
+    if symbols:
+        rows = np.array([snap.row(symbol) for symbol in symbols], dtype=np.int64)
+    else:
+        rows = np.arange(len(snap.analysis.panel.symbols), dtype=np.int64)
+    if universe is None:
+        return rows
+    members = [snap.rows[m] for m in universes.members(session, universe) if m in snap.rows]
+    inside = np.zeros(len(snap.analysis.panel.symbols), dtype=bool)
+    inside[members] = True
+    chosen: npt.NDArray[np.int64] = rows[inside[rows]]
+    return chosen
+
+
 def scan(
-    book: SignalBook, session: Session, event: str, within: int, symbols: Sequence[str] | None
+    book: SignalBook,
+    session: Session,
+    event: str,
+    within: int,
+    symbols: Sequence[str] | None,
+    universe: str | None = None,
 ) -> dict[str, Any]:
     """Symbols with ``event`` in their last ``within`` sessions, newest first."""
     snap = book.snapshot(session)
-    chosen = list(symbols) if symbols else list(snap.analysis.panel.symbols)
-    matches = []
-    for symbol in chosen:
-        row = snap.row(symbol)
-        length = int(snap.analysis.lengths[row])
-        if length == 0:
-            continue
-        width = snap.analysis.panel.closes.shape[1]
-        facts = [fact for fact in an.facts_of(snap.analysis, row) if fact.type == event]
-        if not facts:
-            continue
-        last = facts[-1]
-        sessions = snap.analysis.panel.sessions[row]
-        index = int(np.searchsorted(sessions[width - length :], np.datetime64(last.session)))
-        ago = length - 1 - index
-        if ago < within:
-            matches.append(
-                {
-                    "symbol": symbol,
-                    "type": event,
-                    "session": last.session,
-                    "sessions_ago": ago,
-                    "data": last.data,
-                }
-            )
+    rows = chosen_rows(snap, session, symbols, universe)
+    matches = scan_arrays.records(snap.analysis, snap.latest, event, rows, within)
     matches.sort(key=lambda m: (m["session"], m["symbol"]), reverse=True)
     return {"event": event, "within": within, "matches": matches}
+
+
+@dataclass(frozen=True)
+class ScreenQuery:
+    """A screen's filters, event window, order and page size."""
+
+    filters: screen_arrays.Filters = field(default_factory=screen_arrays.Filters)
+    event: str | None = None
+    within: int = 5
+    sort: str | None = None
+    limit: int = 50
+
+
+def _with_volumes(
+    session: Session, snap: Snapshot, found: screen_arrays.Figures
+) -> screen_arrays.Figures:
+    """``found`` with relative volume, from one read of the newest volumes."""
+    analysis = snap.analysis
+    if found.rows.size == 0:
+        return found
+    width = analysis.panel.closes.shape[1]
+    oldest = np.maximum(
+        width - analysis.lengths[found.rows], width - screen_arrays.VOLUME_SESSIONS - 1
+    )
+    since = analysis.panel.sessions[found.rows, oldest].min().astype(object)
+    symbols = [analysis.panel.symbols[row] for row in found.rows.tolist()]
+    stored = repository.load_volumes(session, symbols, since=since)
+    position = {symbol: i for i, symbol in enumerate(symbols)}
+    positions = np.repeat(
+        np.array([position[s] for s in stored.symbols], dtype=np.int64), stored.counts
+    )
+    volumes = screen_arrays.align_volumes(
+        analysis, found.rows, positions, stored.sessions, stored.volumes
+    )
+    relative = screen_arrays.relative_volume(volumes)
+    return screen_arrays.Figures(
+        **{
+            **{n: getattr(found, n) for n in found.__dataclass_fields__},
+            "relative_volume": relative,
+        }
+    )
+
+
+def screen(
+    book: SignalBook,
+    session: Session,
+    query: ScreenQuery,
+    symbols: Sequence[str] | None = None,
+    universe: str | None = None,
+) -> dict[str, Any]:
+    """The newest session's figures of every chosen symbol that passes the filters."""
+    snap = book.snapshot(session)
+    analysis = snap.analysis
+    rows = chosen_rows(snap, session, symbols, universe)
+    found = screen_arrays.figures(analysis, rows, query.filters.return_sessions)
+    width = analysis.panel.closes.shape[1]
+    newest = (
+        analysis.panel.sessions[found.rows, width - 1].max().astype(object)
+        if found.rows.size
+        else None
+    )
+    keep = screen_arrays.select(found, query.filters)
+    if query.event is not None:
+        columns = snap.latest.column[query.event][found.rows]
+        keep &= (columns >= 0) & (width - 1 - columns < query.within)
+    found = found.take(keep)
+    by_volume = query.sort is not None and query.sort.lstrip("-") == "relative_volume"
+    if query.filters.min_relative_volume is not None or by_volume:
+        found = _with_volumes(session, snap, found)
+        found = found.take(screen_arrays.select(found, query.filters))
+    count = int(found.rows.size)
+    found = found.take(screen_arrays.order(found, query.sort)[: query.limit])
+    if not (query.filters.min_relative_volume is not None or by_volume):
+        found = _with_volumes(session, snap, found)
+    last_column, last_kind = snap.latest.newest()
+    kinds = [scan_arrays.EVENT_TYPES[k] if k >= 0 else None for k in last_kind[found.rows].tolist()]
+    rows_out = screen_arrays.to_records(analysis, found, last_column[found.rows], kinds)
+    return {"session": newest, "count": count, "rows": rows_out}
+
+
+def breadth(
+    book: SignalBook,
+    session: Session,
+    rule: Rule,
+    universe: str | None,
+    start: date | None,
+    end: date | None,
+) -> dict[str, Any]:
+    """Breadth per session of a universe (default: every tracked symbol) under ``rule``,
+    from ``start`` to ``end`` (inclusive)."""
+    if start is not None and end is not None and end < start:
+        raise InvalidInput(f"end {end} is before start {start}")
+    snap = book.snapshot(session)
+    analysis = snap.analysis
+    rows = chosen_rows(snap, session, None, universe)
+    whole = universe is None
+
+    def pick(matrix: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return matrix if whole else matrix[rows]
+
+    closes = pick(analysis.panel.closes)
+    if rule == DEFAULT_RULE:
+        signals = analysis.signals
+        fast_ma, slow_ma = pick(signals.fast_ma), pick(signals.slow_ma)
+        regime, cross = pick(signals.regime), pick(signals.cross)
+    else:
+        signals = kernel.detect(closes, rule.fast, rule.slow, rule.kind)
+        fast_ma, slow_ma, regime, cross = (
+            signals.fast_ma,
+            signals.slow_ma,
+            signals.regime,
+            signals.cross,
+        )
+    highs, lows = snap.highs_and_lows
+    cells = breadth_arrays.Cells(closes, fast_ma, slow_ma, regime, cross, pick(highs), pick(lows))
+    series = breadth_arrays.breadth(analysis.panel, snap.calendar, rows, cells)
+    days = series.sessions
+    inside = np.ones(days.size, dtype=bool)
+    if start is not None:
+        inside &= days >= np.datetime64(start)
+    if end is not None:
+        inside &= days <= np.datetime64(end)
+
+    def ints(values: npt.NDArray[np.int64]) -> list[int]:
+        return [int(v) for v in values[inside].tolist()]
+
+    def shares(values: npt.NDArray[np.float64]) -> list[float | None]:
+        return [None if v != v else v for v in values[inside].tolist()]
+
+    columns = {
+        "session": days[inside].astype(object).tolist(),
+        "members": ints(series.members),
+        "above_fast_pct": shares(series.above_fast_pct),
+        "above_slow_pct": shares(series.above_slow_pct),
+        "golden_regime_pct": shares(series.golden_regime_pct),
+        "golden_crosses": ints(series.golden_crosses),
+        "death_crosses": ints(series.death_crosses),
+        "new_highs": ints(series.new_highs),
+        "new_lows": ints(series.new_lows),
+    }
+    names = list(columns)
+    return {
+        "universe": universes.canonical_name(universe) if universe is not None else None,
+        "rule": rule.as_dict(),
+        "rows": [
+            dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)
+        ],
+    }
