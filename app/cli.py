@@ -21,6 +21,7 @@ from app.market import service as market
 from app.market.bars import Bar
 from app.market.cli import universe_cli
 from app.settings import Settings, SettingsError, get_settings
+from app.signals.cli import screen as screen_command
 from app.signals.models import Event
 
 cli = typer.Typer(
@@ -292,6 +293,7 @@ def worker(
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
 cli.add_typer(keys, name="keys")
 cli.add_typer(universe_cli, name="universe")
+cli.command("screen")(screen_command)
 
 
 @keys.command("create")

@@ -17,10 +17,12 @@ from app.errors import InvalidInput, NotFound
 from app.market import repository as market
 from app.market.csvfile import format_bars
 from app.signals import repository, service
+from app.signals import screen as screen_arrays
 from app.signals.analysis import DEFAULT_RULE, Rule, TurnRule
 from app.signals.schemas import (
     BarList,
     BarOut,
+    BreadthResult,
     Comparison,
     CrossList,
     EventOut,
@@ -28,6 +30,7 @@ from app.signals.schemas import (
     EventType,
     IsoDate,
     ScanResult,
+    ScreenResult,
     Signal,
     SignalList,
     StoredText,
@@ -43,6 +46,10 @@ Fast = Annotated[int, Query(ge=2, le=20000, description="Fast window (sessions)"
 Slow = Annotated[int, Query(ge=2, le=20000, description="Slow window (sessions)")]
 Kind = Annotated[Literal["sma", "ema"], Query(description="Average type")]
 SymbolPath = Annotated[str, "URL-encoded canonical symbol, e.g. %5ERUT for ^RUT"]
+UniverseName = Annotated[
+    str | None,
+    Query(max_length=200, description="Only the members of this universe (404 if unknown)"),
+]
 
 
 def _rule(fast: int, slow: int, kind: Literal["sma", "ema"]) -> Rule:
@@ -91,12 +98,24 @@ def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get("/signals", response_model=SignalList, summary="Current signals of every symbol")
-async def list_signals(request: Request) -> Response:
+@router.get(
+    "/signals",
+    response_model=SignalList,
+    summary="Current signals of every symbol",
+    responses=problem_responses(404),
+)
+async def list_signals(request: Request, universe: UniverseName = None) -> Response:
     """Served from memory: the body is rendered once per data change (and session)."""
     services = _services(request)
     book = _book(request)
     now = services.clock()
+    if universe is not None:
+
+        def members(session: Session) -> bytes:
+            signals = service.all_signals(book, session, now, universe)
+            return SignalList.model_validate({"signals": signals}).model_dump_json().encode()
+
+        return _json(await run_in_threadpool(_read, services, members))
     key = list_key(book, now)
     body = book.cached_body(key)
     if body is None:
@@ -255,10 +274,11 @@ def compare(
     symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
     start: Annotated[YtdOrDate, Query(description="`ytd` or YYYY-MM-DD")] = "ytd",
     end: IsoDate | None = None,
+    universe: UniverseName = None,
 ) -> Comparison:
     book = _book(request)
     chosen = _symbols(symbols) or book.snapshot(session).analysis.panel.symbols
-    result = service.compare(book, session, chosen, start, end, services.clock())
+    result = service.compare(book, session, chosen, start, end, services.clock(), universe)
     return Comparison.model_validate(result)
 
 
@@ -285,8 +305,10 @@ def scan(
     ] = "golden_cross",
     within: Annotated[int, Query(ge=1, le=10000, description="Sessions to look back")] = 5,
     symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
+    universe: UniverseName = None,
 ) -> ScanResult:
-    result = service.scan(_book(request), session, event, within, _symbols(symbols) or None)
+    asked = _symbols(symbols) or None
+    result = service.scan(_book(request), session, event, within, asked, universe)
     return ScanResult.model_validate(result)
 
 
@@ -312,3 +334,106 @@ def list_events(
     return EventPage(
         events=[EventOut.model_validate(row, from_attributes=True) for row in rows], next=cursor
     )
+
+
+ScanEvent = Literal["golden_cross", "death_cross", "peak", "trough", "cross_approaching"]
+SortField = Literal[
+    "close",
+    "change_pct",
+    "gap_pct",
+    "trigger_close",
+    "trigger_distance_pct",
+    "flat_sessions_to_cross",
+    "drawdown_pct",
+    "return_pct",
+    "relative_volume",
+    "-close",
+    "-change_pct",
+    "-gap_pct",
+    "-trigger_close",
+    "-trigger_distance_pct",
+    "-flat_sessions_to_cross",
+    "-drawdown_pct",
+    "-return_pct",
+    "-relative_volume",
+]
+Percent = Annotated[float | None, Query(ge=-1e9, le=1e9)]
+
+
+@router.get(
+    "/screen",
+    response_model=ScreenResult,
+    summary="Screen the newest session (JSON, or CSV with Accept: text/csv)",
+    responses={
+        **problem_responses(404),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+)
+def screen(
+    request: Request,
+    session: ReadSession,
+    universe: UniverseName = None,
+    symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
+    regime: Annotated[Literal["golden", "death"] | None, Query()] = None,
+    max_flat_sessions_to_cross: Annotated[int | None, Query(ge=1, le=20000)] = None,
+    min_gap_pct: Percent = None,
+    max_gap_pct: Percent = None,
+    max_trigger_distance_pct: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    min_return_pct: Percent = None,
+    return_sessions: Annotated[int, Query(ge=1, le=20000)] = 21,
+    min_relative_volume: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    min_drawdown_pct: Percent = None,
+    max_drawdown_pct: Percent = None,
+    event: Annotated[ScanEvent | None, Query()] = None,
+    within: Annotated[int, Query(ge=1, le=10000, description="Sessions to look back")] = 5,
+    sort: Annotated[SortField | None, Query(description="A figure; `-name` descending")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 50,
+) -> ScreenResult | Response:
+    query = service.ScreenQuery(
+        filters=screen_arrays.Filters(
+            regime=regime,
+            max_flat_sessions_to_cross=max_flat_sessions_to_cross,
+            min_gap_pct=min_gap_pct,
+            max_gap_pct=max_gap_pct,
+            max_trigger_distance_pct=max_trigger_distance_pct,
+            min_return_pct=min_return_pct,
+            return_sessions=return_sessions,
+            min_relative_volume=min_relative_volume,
+            min_drawdown_pct=min_drawdown_pct,
+            max_drawdown_pct=max_drawdown_pct,
+        ),
+        event=event,
+        within=within,
+        sort=sort,
+        limit=limit,
+    )
+    asked = _symbols(symbols) or None
+    result = service.screen(_book(request), session, query, asked, universe)
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(
+            screen_arrays.csv_text(result["rows"]),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="screen.csv"'},
+        )
+    return ScreenResult.model_validate(result)
+
+
+@router.get(
+    "/breadth",
+    response_model=BreadthResult,
+    summary="Breadth of a universe per session",
+    responses=problem_responses(404),
+)
+def breadth(
+    request: Request,
+    session: ReadSession,
+    universe: UniverseName = None,
+    start: IsoDate | None = None,
+    end: IsoDate | None = None,
+    fast: Fast = 50,
+    slow: Slow = 200,
+    type: Kind = "sma",
+) -> BreadthResult:
+    rule = _rule(fast, slow, type)
+    result = service.breadth(_book(request), session, rule, universe, start, end)
+    return BreadthResult.model_validate(result)

@@ -396,3 +396,57 @@ class EventOut(BaseModel):
 class EventPage(BaseModel):
     events: list[EventOut]
     next: str | None = Field(description="Cursor for the next page (pass as `after`)")
+
+class EventRef(BaseModel):
+    type: Literal["golden_cross", "death_cross", "peak", "trough", "cross_approaching"]
+    session: date
+
+
+class ScreenRow(BaseModel):
+    """One symbol's newest session; null where a figure is undefined."""
+
+    symbol: str
+    session: date
+    close: float
+    change_pct: float | None = Field(description="Change from the previous close, %")
+    regime: Regime | None
+    gap_pct: float | None
+    trigger_close: float | None
+    trigger_distance_pct: float | None = Field(description="|trigger_close / close - 1| in %")
+    flat_sessions_to_cross: int | None
+    drawdown_pct: float | None
+    return_pct: float | None = Field(description="Return over `return_sessions` sessions, %")
+    relative_volume: float | None = Field(
+        description="Volume over the mean of the previous 50 sessions' (null without volume)"
+    )
+    last_event: EventRef | None = Field(description="The symbol's newest event of any type")
+
+
+class ScreenResult(BaseModel):
+    session: date | None = Field(description="The newest session among the chosen symbols")
+    count: int = Field(description="Rows matching, before `limit`")
+    rows: list[ScreenRow]
+
+
+class BreadthRow(BaseModel):
+    session: date
+    members: int = Field(description="Members with a close that session")
+    above_fast_pct: float | None = Field(
+        description="Share (%) above the fast average, of members with `fast` sessions"
+    )
+    above_slow_pct: float | None = Field(
+        description="Share (%) above the slow average, of members with `slow` sessions"
+    )
+    golden_regime_pct: float | None = Field(
+        description="Share (%) in a golden regime, of members with a regime"
+    )
+    golden_crosses: int
+    death_crosses: int
+    new_highs: int = Field(description="Members at their highest close of 252 sessions")
+    new_lows: int = Field(description="Members at their lowest close of 252 sessions")
+
+
+class BreadthResult(BaseModel):
+    universe: str | None = Field(description="null: every tracked symbol")
+    rule: RuleOut
+    rows: list[BreadthRow]

@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any
@@ -436,7 +436,8 @@ def screen(
         if found.rows.size
         else None
     )
-    keep = screen_arrays.select(found, query.filters)
+    # Relative volume needs a read of the volumes: filtered after the rest.
+    keep = screen_arrays.select(found, replace(query.filters, min_relative_volume=None))
     if query.event is not None:
         columns = snap.latest.column[query.event][found.rows]
         keep &= (columns >= 0) & (width - 1 - columns < query.within)

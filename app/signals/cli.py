@@ -1,0 +1,127 @@
+"""``crosswatch screen``: the ``GET /v1/screen`` screen on the command line, with the
+same filters; a table, ``--json`` (the API's body) or ``--csv``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.db.engine import Database
+from app.db.migrate import upgrade
+from app.errors import CrosswatchError
+from app.settings import SettingsError, get_settings
+from app.signals import screen as screen_arrays
+from app.signals import service
+from app.signals.schemas import ScreenResult
+
+EVENTS = ("golden_cross", "death_cross", "peak", "trough", "cross_approaching")
+TABLE = (
+    ("symbol", "symbol", "{}"),
+    ("session", "session", "{}"),
+    ("close", "close", "{:.2f}"),
+    ("chg%", "change_pct", "{:+.2f}"),
+    ("regime", "regime", "{}"),
+    ("gap%", "gap_pct", "{:+.2f}"),
+    ("trigger", "trigger_close", "{:.2f}"),
+    ("dist%", "trigger_distance_pct", "{:.2f}"),
+    ("flat", "flat_sessions_to_cross", "{}"),
+    ("dd%", "drawdown_pct", "{:.1f}"),
+    ("ret%", "return_pct", "{:+.2f}"),
+    ("relvol", "relative_volume", "{:.2f}"),
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def screen(
+    universe: Annotated[str | None, typer.Option(help="Only this universe's members.")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols.")] = None,
+    regime: Annotated[str | None, typer.Option(help="golden or death.")] = None,
+    max_flat_sessions_to_cross: Annotated[int | None, typer.Option(min=1)] = None,
+    min_gap_pct: Annotated[float | None, typer.Option()] = None,
+    max_gap_pct: Annotated[float | None, typer.Option()] = None,
+    max_trigger_distance_pct: Annotated[float | None, typer.Option(min=0)] = None,
+    min_return_pct: Annotated[float | None, typer.Option()] = None,
+    return_sessions: Annotated[int, typer.Option(min=1)] = 21,
+    min_relative_volume: Annotated[float | None, typer.Option(min=0)] = None,
+    min_drawdown_pct: Annotated[float | None, typer.Option()] = None,
+    max_drawdown_pct: Annotated[float | None, typer.Option()] = None,
+    event: Annotated[str | None, typer.Option(help="An event type, with --within.")] = None,
+    within: Annotated[int, typer.Option(min=1, max=10_000)] = 5,
+    sort: Annotated[str | None, typer.Option(help="A figure; -name for descending.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=screen_arrays.MAX_LIMIT)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Screen the newest session (the filters of GET /v1/screen)."""
+    if regime not in (None, "golden", "death"):
+        raise _fail(f"regime must be golden or death, not {regime!r}")
+    if event is not None and event not in EVENTS:
+        raise _fail(f"event must be one of {', '.join(EVENTS)}")
+    if sort is not None and sort.lstrip("-") not in screen_arrays.SORTABLE:
+        raise _fail(f"sort must be one of {', '.join(screen_arrays.SORTABLE)} (-name: descending)")
+    chosen_regime: Literal["golden", "death"] | None = (
+        "golden" if regime == "golden" else "death" if regime == "death" else None
+    )
+    query = service.ScreenQuery(
+        filters=screen_arrays.Filters(
+            regime=chosen_regime,
+            max_flat_sessions_to_cross=max_flat_sessions_to_cross,
+            min_gap_pct=min_gap_pct,
+            max_gap_pct=max_gap_pct,
+            max_trigger_distance_pct=max_trigger_distance_pct,
+            min_return_pct=min_return_pct,
+            return_sessions=return_sessions,
+            min_relative_volume=min_relative_volume,
+            min_drawdown_pct=min_drawdown_pct,
+            max_drawdown_pct=max_drawdown_pct,
+        ),
+        event=event,
+        within=within,
+        sort=sort,
+        limit=limit,
+    )
+    asked = [service.normalise(s) for s in symbols.split(",") if s.strip()] if symbols else None
+    try:
+        settings = get_settings()
+        db = Database(settings.database_url)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        upgrade(db.engine)
+        with db.transaction(write=False) as session:
+            result = service.screen(service.SignalBook(), session, query, asked, universe)
+    except CrosswatchError as exc:
+        raise _fail(exc.detail) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"the store failed: {type(exc).__name__}") from None
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(ScreenResult.model_validate(result).model_dump_json())
+    elif as_csv:
+        typer.echo(screen_arrays.csv_text(result["rows"]), nl=False)
+    else:
+        typer.echo(_table(result))
+
+
+def _table(result: dict[str, object]) -> str:
+    rows = result["rows"]
+    assert isinstance(rows, list)
+    cells = [[title for title, _, _ in TABLE]]
+    for row in rows:
+        cells.append(
+            ["-" if row[name] is None else pattern.format(row[name]) for _, name, pattern in TABLE]
+        )
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE))]
+    lines = [
+        "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
+        for line in cells
+    ]
+    lines.append(f"{result['count']} matching, newest session {result['session']}")
+    return "\n".join(lines)
