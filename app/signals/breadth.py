@@ -109,12 +109,17 @@ def rolling_extreme(values: FloatArray, window: int, *, highest: bool) -> FloatA
     padded = np.full((n_rows, width + pad), fill)
     np.copyto(padded[:, pad:], values)
     padded[np.isnan(padded)] = fill
-    blocks = padded.reshape(n_rows, -1, window)
-    prefix = pick.accumulate(blocks, axis=2).reshape(n_rows, -1)
-    suffix = pick.accumulate(blocks[:, :, ::-1], axis=2)[:, :, ::-1].reshape(n_rows, -1)
+    # Blocks as (block, offset, row): each accumulate step is one contiguous vector
+    # operation over all rows.
+    blocks = np.ascontiguousarray(padded.T).reshape(-1, window, n_rows)
+    prefix = pick.accumulate(blocks, axis=1).reshape(-1, n_rows)
+    suffix = np.ascontiguousarray(blocks[:, ::-1])
+    pick.accumulate(suffix, axis=1, out=suffix)
+    suffix = suffix[:, ::-1].reshape(-1, n_rows)
     # The window ending at padded column t starts at t - window + 1.
-    ends = np.arange(pad + window - 1, width + pad)
-    result[:, window - 1 :] = pick(suffix[:, ends - window + 1], prefix[:, ends])
+    total = width + pad
+    extreme = pick(suffix[pad : total - window + 1], prefix[pad + window - 1 : total])
+    result[:, window - 1 :] = extreme.T
     return result
 
 
@@ -169,7 +174,10 @@ def _column_sums(
         whole = members.size == rows.size
         for k, mask in enumerate(masks):
             block = mask if whole else mask[members]
-            sums[k, begin + shift : width + shift] += np.count_nonzero(block[:, begin:], axis=0)
+            # Bools summed as int8 into int32: several times faster than count_nonzero.
+            sums[k, begin + shift : width + shift] += np.add.reduce(
+                block[:, begin:].view(np.int8), axis=0, dtype=np.int32
+            )
     gapped = np.flatnonzero(~contiguous & (cal.last[rows] >= 0))
     if gapped.size:
         position, column, union = cal.cells(panel, rows[gapped])
