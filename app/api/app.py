@@ -98,6 +98,7 @@ def create_app(
     app.include_router(status_router.router)
     app.include_router(signals_router.router)
     app.include_router(market_router.router)
+    app.include_router(market_router.universes_router)
     app.include_router(webhooks_router.router)
     return app
 

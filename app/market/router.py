@@ -1,14 +1,24 @@
-"""Managing tracked symbols (needs an API key; stopping one needs an admin key)."""
+"""Managing tracked symbols (needs an API key; stopping one needs an admin key) and
+universes, named symbol lists (public to read; changing one needs an admin key)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
-from app.api.deps import ServicesDep, WriteSession
+from app.api.deps import ReadSession, ServicesDep, WriteSession
 from app.api.problems import problem_responses
 from app.auth.deps import AdminKey, RequireKey
-from app.market import symbols
+from app.market import symbols, universes
+from app.market.schemas import (
+    UniverseIn,
+    UniverseList,
+    UniverseOut,
+    UniverseReplaced,
+    UniverseSummary,
+)
 
 router = APIRouter(prefix="/v1/symbols", tags=["symbols"], responses=problem_responses(401))
 
@@ -56,4 +66,83 @@ def add_symbol(
 )
 def remove_symbol(symbol: str, _identity: AdminKey, session: WriteSession) -> Response:
     symbols.untrack(session, symbols.canonical(symbol))
+    return Response(status_code=204)
+
+
+universes_router = APIRouter(prefix="/v1/universes", tags=["universes"])
+
+UniverseName = Annotated[
+    str,
+    Path(
+        max_length=64,
+        description="Letters, digits and _ . - (at most 64; case is ignored)",
+        examples=["russell2000"],
+    ),
+]
+
+
+def _summary(found: universes.UniverseInfo) -> UniverseSummary:
+    return UniverseSummary(
+        name=found.name,
+        members=found.members,
+        created_at=found.created_at,
+        updated_at=found.updated_at,
+    )
+
+
+@universes_router.get("", response_model=UniverseList, summary="Every universe and its size")
+def list_universes(session: ReadSession) -> UniverseList:
+    found = universes.list_all(session)
+    return UniverseList(universes=[_summary(universe) for universe in found])
+
+
+@universes_router.get(
+    "/{name}",
+    response_model=UniverseOut,
+    summary="One universe and its symbols",
+    responses=problem_responses(404),
+)
+def read_universe(name: UniverseName, session: ReadSession) -> UniverseOut:
+    found = universes.info(session, name)
+    members = universes.members(session, found.name)
+    return UniverseOut(**_summary(found).model_dump(), symbols=members)
+
+
+@universes_router.put(
+    "/{name}",
+    response_model=UniverseReplaced,
+    summary="Create or replace a universe's list (admin); new symbols are tracked",
+    responses={
+        201: {"model": UniverseReplaced, "description": "Created"},
+        **problem_responses(401, 403),
+    },
+)
+def replace_universe(
+    name: UniverseName,
+    body: UniverseIn,
+    _identity: AdminKey,
+    services: ServicesDep,
+    session: WriteSession,
+    response: Response,
+) -> UniverseReplaced:
+    replaced = universes.replace(session, name, body.symbols, now=services.clock())
+    found = universes.info(session, replaced.name)
+    if replaced.created:
+        response.status_code = 201
+    return UniverseReplaced(
+        **_summary(found).model_dump(),
+        symbols=replaced.symbols,
+        created=replaced.created,
+        newly_tracked=replaced.newly_tracked,
+    )
+
+
+@universes_router.delete(
+    "/{name}",
+    status_code=204,
+    summary="Delete a universe (admin); its symbols stay tracked, stored data is kept",
+    responses=problem_responses(401, 403, 404),
+)
+def delete_universe(name: UniverseName, _identity: AdminKey, session: WriteSession) -> Response:
+    universes.remove(session, name)
     return Response(status_code=204)

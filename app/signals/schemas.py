@@ -397,6 +397,7 @@ class EventPage(BaseModel):
     events: list[EventOut]
     next: str | None = Field(description="Cursor for the next page (pass as `after`)")
 
+
 class EventRef(BaseModel):
     type: Literal["golden_cross", "death_cross", "peak", "trough", "cross_approaching"]
     session: date
