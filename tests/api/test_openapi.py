@@ -18,6 +18,8 @@ from tests.conftest import fixed_clock
 PROTECTED = {
     ("post", "/v1/symbols"),
     ("delete", "/v1/symbols/{symbol}"),
+    ("put", "/v1/universes/{name}"),
+    ("delete", "/v1/universes/{name}"),
     ("get", "/v1/webhooks"),
     ("post", "/v1/webhooks"),
     ("get", "/v1/webhooks/{subscription_id}"),
