@@ -5,6 +5,10 @@ tracebacks): bearer tokens, ``Authorization`` values, webhook secrets (``whsec_�
 API keys (``cw_…``), ``apikey=``/``api_key=`` URL parameters and passwords in
 database URLs never reach the log.
 
+Lines are plain text: terminal escape codes are removed (uvicorn's ``color_message``
+copy of its message is dropped), so neither a log file nor a reader's terminal gets
+colour codes or control sequences from a message.
+
 Every line is bounded too: the message, the traceback and each extra are cut in the
 middle past a few KB (an over-long line of a traceback first), after redaction, so a
 statement that failed with 500,000 bound values logs its head and its end, not
@@ -21,7 +25,10 @@ from typing import Any
 
 from app.settings import Settings
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# ``color_message``: uvicorn's copy of the message with colour codes, never an extra.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# ANSI/VT100 escape sequences (CSI ... final byte, or ESC and one character).
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 MASK = "[redacted]"
 # Each pattern keeps its group 1 (the label) and masks the rest. A value stops at
 # whitespace, quotes, commas, ``&`` and closing brackets so JSON stays valid; a value
@@ -44,7 +51,9 @@ MAX_TRACEBACK = 16384
 
 
 def redact(text: str) -> str:
-    """``text`` with every secret-looking value replaced by ``[redacted]``."""
+    """``text`` with every secret-looking value replaced by ``[redacted]`` and terminal
+    escape sequences removed."""
+    text = _ESCAPES.sub("", text)
     for pattern in _SECRETS:
         text = pattern.sub(lambda match: match.group(1) + MASK, text)
     return text
@@ -79,10 +88,15 @@ def _json_extra(value: Any) -> Any:
     return value if len(text) <= MAX_MESSAGE else bounded(text)
 
 
+# uvicorn logs its start-up and shutdown as ``uvicorn.error``: not errors.
+_NAMES = {"uvicorn.error": "uvicorn"}
+
+
 class _BoundedFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         copy = logging.makeLogRecord(record.__dict__)
         copy.message = bounded(record.message)
+        copy.name = _NAMES.get(record.name, record.name)
         return super().formatMessage(copy)
 
     def formatException(self, ei: Any) -> str:
@@ -97,7 +111,7 @@ class _JsonFormatter(_BoundedFormatter):
         body: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname.lower(),
-            "logger": record.name,
+            "logger": _NAMES.get(record.name, record.name),
             "msg": bounded(record.getMessage()),
         }
         body.update({k: _json_extra(v) for k, v in record.__dict__.items() if k not in _RESERVED})
@@ -118,7 +132,9 @@ class _TextFormatter(_BoundedFormatter):
         return redact(f"{line} {extra}" if extra else line)
 
 
-def configure(settings: Settings) -> None:
+def configure(settings: Settings, *, at_least: int = logging.NOTSET) -> None:
+    """Send every log record to stderr, formatted, redacted and bounded; records below
+    ``CROSSWATCH_LOG_LEVEL`` (or ``at_least``, if higher) are dropped."""
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(_JsonFormatter())
@@ -126,4 +142,10 @@ def configure(settings: Settings) -> None:
         handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
+    level = max(logging.getLevelNamesMapping()[settings.log_level], at_least)
+    root.setLevel(level)
+    # APScheduler narrates each job it adds at INFO; the scheduler logs its own
+    # "scheduler started next_poll=…" line, so its chatter is shown only at DEBUG.
+    logging.getLogger("apscheduler").setLevel(
+        logging.DEBUG if level == logging.DEBUG else logging.WARNING
+    )

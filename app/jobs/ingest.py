@@ -44,6 +44,11 @@ def seed(db: Database, symbols: Sequence[str], *, clock: Clock) -> list[market.I
             write = repository.BarWrite(symbol, bars, market.SEED_SOURCE, symbol)
             stored = store_many(session, [write], clock=clock)[symbol]
             reports.append(market.ImportReport(symbol, stored.rows, stored.counts))
+            # One line per symbol: its events (history, never pushed) are logged at DEBUG.
+            log.info(
+                "seeded",
+                extra={"symbol": symbol, "sessions": stored.rows, "events": len(stored.events)},
+            )
     return reports
 
 

@@ -207,7 +207,8 @@ def detect_many(
     fresh_by_symbol: dict[str, list[Event]] = {change.symbol: [] for change in changes}
     for event in fresh:
         fresh_by_symbol[event.symbol].append(event)
-        log.info(
+        log.log(
+            logging.INFO if event.live else logging.DEBUG,
             "event",
             extra={
                 "id": event.id,

@@ -12,6 +12,7 @@ import logging
 import signal
 
 from app.db.engine import Database
+from app.logs import configure
 from app.settings import Settings, load_settings
 from app.webhooks.worker import DeliveryWorker
 
@@ -60,9 +61,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.lease_seconds <= 0:
         parser.error("--lease-seconds must be positive")
-    logging.basicConfig(level=logging.INFO)
+    settings = load_settings()
+    configure(settings)
     run_worker(
-        load_settings(),
+        settings,
         worker_id=args.worker_id,
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
