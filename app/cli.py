@@ -1,30 +1,78 @@
-"""The ``crosswatch`` command line. Errors print one line on stderr and exit non-zero."""
+"""The ``crosswatch`` command line. Errors print one line on stderr and exit non-zero
+(2 for usage errors); a command that touches the store names it on stderr first; long
+commands show their progress on stderr (:mod:`app.terminal`)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
+
+# Typer vendors click (0.27+): its parser raises these exceptions, not the click package's.
+from typer import _click as click
+from typer._click import exceptions as click_errors
+from typer.core import TyperGroup
 
 from app.clock import system_clock
 from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.errors import CrosswatchError
 from app.jobs import ingest
+from app.jobs.poll import PollProgress
+from app.logs import configure
 from app.market import service as market
 from app.market.bars import Bar
 from app.market.cli import universe_cli
 from app.settings import Settings, SettingsError, get_settings
 from app.signals.cli import screen as screen_command
 from app.signals.models import Event
+from app.terminal import Progress, plural, progress
+
+
+class _Commands(TyperGroup):
+    """A reader that stops reading (``crosswatch export ^RUT | head``) ends the command
+    quietly with status 0, not a traceback or click's status 1."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:  # ``crosswatch --help | head -1``
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _discard_stdout()
+            raise typer.Exit(0) from None
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _discard_stdout()
+            raise typer.Exit(0) from None
+
+
+def _discard_stdout() -> None:
+    # What is still buffered for the closed pipe is flushed at exit: to /dev/null.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
 
 cli = typer.Typer(
+    cls=_Commands,
     name="crosswatch",
     help="Crosswatch: golden-cross alerts for stock indices.",
     no_args_is_help=True,
@@ -48,6 +96,9 @@ def _store(*, migrate: bool = True) -> Iterator[tuple[Settings, Database]]:
         db = Database(settings.database_url)
     except SettingsError as exc:
         raise _fail(str(exc)) from None
+    typer.echo(f"store: {_store_name(settings)}", err=True)
+    # Warnings (a symbol's failed poll) as they happen, redacted; the servers log more.
+    configure(settings, at_least=logging.WARNING)
     try:
         if migrate:
             upgrade(db.engine)
@@ -65,8 +116,8 @@ def _store(*, migrate: bool = True) -> Iterator[tuple[Settings, Database]]:
 @cli.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head) to the configured store."""
-    with _store(migrate=True) as (settings, _db):
-        typer.echo(f"store is at the newest migration ({_redacted(settings.database_url)})")
+    with _store(migrate=True):
+        typer.echo("store is at the newest migration")
 
 
 @cli.command()
@@ -84,13 +135,12 @@ def serve(
     import uvicorn
 
     from app.api.app import create_app
-    from app.logs import configure
 
     with _store() as (settings, db):
         configure(settings)
         if settings.seed:
-            for report in ingest.seed(db, settings.symbols, clock=system_clock):
-                typer.echo(f"seeded {report.symbol}: {report.rows} sessions", err=True)
+            # Logged: one line per symbol seeded.
+            ingest.seed(db, settings.symbols, clock=system_clock)
         app = create_app(
             settings, db=db, scheduler=not no_scheduler, worker=not no_worker, freeze_gc=True
         )
@@ -121,7 +171,7 @@ def import_(
     with _store() as (settings, db):
         symbol = market.normalise_symbol(symbol)
         bars = market.read_csv_file(file)
-        with _progress(len(bars)) as advance:
+        with _import_progress(len(bars)) as advance:
             stored = ingest.import_bars(
                 db,
                 symbol,
@@ -134,22 +184,31 @@ def import_(
             )
     counts = stored.counts
     typer.echo(
-        f"imported {stored.symbol}: {stored.rows} sessions "
+        f"imported {stored.symbol}: {plural(stored.rows, 'session')} "
         f"({counts.added} added, {counts.revised} revised, {counts.unchanged} unchanged"
-        f", {len(stored.events)} events)"
+        f", {plural(len(stored.events), 'event')})"
     )
 
 
+#: Files shorter than this import in about a second: no progress shown.
+IMPORT_PROGRESS_ROWS = 5_000
+
+
 @contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
-    if not sys.stderr.isatty() or total < 5_000:
+def _import_progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    if total < IMPORT_PROGRESS_ROWS:
         yield None
         return
-    from rich.progress import Progress
+    with progress("import", "rows", total) as shown:
+        done = 0
 
-    with Progress(transient=True) as progress:
-        task = progress.add_task("storing", total=total)
-        yield lambda n: progress.advance(task, n)
+        def advance(rows: int) -> None:
+            nonlocal done
+            done += rows
+            shown.update(done)
+
+        yield advance
+        shown.finish(done)
 
 
 @cli.command()
@@ -184,17 +243,35 @@ def poll(
     from app.jobs.runtime import poller
 
     async def run(settings: Settings, db: Database) -> int:
-        async with poller(
-            db, settings, clock=system_clock, enqueue=_enqueue(), rules=custom_rules
-        ) as target:
-            report = await target.poll(
-                [market.normalise_symbol(s) for s in symbols or []], trigger="manual"
-            )
+        with ExitStack() as stack:
+            # Shown from the first symbol done: the poll resolves which symbols it polls.
+            shown: Progress | None = None
+            started = time.monotonic()
+
+            def tick(counts: PollProgress) -> None:
+                nonlocal shown
+                if shown is None:
+                    shown = stack.enter_context(
+                        progress("poll", "symbols", counts.total, started=started)
+                    )
+                shown.update(counts.done, f"{counts.added:,} added, {counts.failed:,} failed")
+
+            async with poller(
+                db, settings, clock=system_clock, enqueue=_enqueue(), rules=custom_rules
+            ) as target:
+                report = await target.poll(
+                    [market.normalise_symbol(s) for s in symbols or []],
+                    trigger="manual",
+                    on_progress=tick,
+                )
+            if shown is not None:
+                failed = sum(1 for outcome in report.outcomes if not outcome.ok)
+                shown.finish(len(report.outcomes), f"{report.added:,} added, {failed:,} failed")
         for outcome in report.outcomes:
             if outcome.ok:
                 typer.echo(
                     f"{outcome.symbol}: {outcome.added} added, {outcome.revised} revised, "
-                    f"{len(outcome.rejected)} rejected, {len(outcome.events)} events "
+                    f"{len(outcome.rejected)} rejected, {plural(len(outcome.events), 'event')} "
                     f"(source {outcome.source}, instrument {outcome.instrument})"
                 )
             else:
@@ -213,7 +290,6 @@ def scheduler() -> None:
     """Run only the poll scheduler (leads alone; a second one waits to take over)."""
     from app.jobs.outbox import custom_rules
     from app.jobs.runtime import run_scheduler
-    from app.logs import configure
 
     with _store() as (settings, db):
         configure(settings)
@@ -244,30 +320,38 @@ def replay(
     if last is not None and last < first:
         raise _fail(f"--to {last} is before --from {first}")
 
-    def show(_bar: Bar, events: list[Event]) -> None:
-        for event in events:
-            typer.echo(f"{event.session} {event.type} {event.symbol} {event.id}")
-
     from app.jobs.outbox import custom_rules
 
     with _store() as (_settings, db):
         name = market.normalise_symbol(symbol)
         bars = market.read_csv_file(file)
-        live = asyncio.run(
-            ingest.replay(
-                db,
-                name,
-                bars,
-                start=first,
-                end=last,
-                interval=interval,
-                clock=system_clock,
-                enqueue=_enqueue(),
-                rules=custom_rules,
-                on_session=show,
+        total = sum(1 for bar in bars if first <= bar.session and (not last or bar.session <= last))
+        with progress("replay", "sessions", total) as shown:
+            done = found = 0
+
+            def show(_bar: Bar, events: list[Event]) -> None:
+                nonlocal done, found
+                for event in events:
+                    typer.echo(f"{event.session} {event.type} {event.symbol} {event.id}")
+                done, found = done + 1, found + len(events)
+                shown.update(done, plural(found, "event"))
+
+            live = asyncio.run(
+                ingest.replay(
+                    db,
+                    name,
+                    bars,
+                    start=first,
+                    end=last,
+                    interval=interval,
+                    clock=system_clock,
+                    enqueue=_enqueue(),
+                    rules=custom_rules,
+                    on_session=show,
+                )
             )
-        )
-    typer.echo(f"replayed {name}: {len(live)} live events")
+            shown.finish(done, plural(found, "event"))
+    typer.echo(f"replayed {name}: {plural(len(live), 'live event')}")
 
 
 def _enqueue() -> Callable[..., object]:
@@ -282,7 +366,6 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Deliveries in flight at once.", min=1)] = 100,
 ) -> None:
     """Run only the webhook delivery worker (several may share one PostgreSQL store)."""
-    from app.logs import configure
     from app.webhooks.cli import run_worker
 
     with _store() as (settings, _db):
@@ -322,14 +405,61 @@ def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     asyncio.run(runner())
 
 
-def _redacted(url: str) -> str:
+def _store_name(settings: Settings) -> str:
+    """The store's URL, password hidden, a SQLite file as its absolute path; and whether
+    it is the default (a file under the current folder, so another folder is another
+    store)."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    url = make_url(settings.database_url)
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and not database.startswith("file:"):
+        url = url.set(database=str(Path(database).resolve()))
+    name = url.render_as_string(hide_password=True)
+    if "database_url" not in settings.model_fields_set:
+        name += " (the default: data/crosswatch.db under the current folder; "
+        name += "CROSSWATCH_DATABASE_URL chooses another)"
+    return name
+
+
+def _usage_error(exc: click_errors.UsageError) -> str:
+    """Click's usage error (a box, or several lines) as one line."""
+    if isinstance(exc, click_errors.NoSuchOption) and exc.possibilities:
+        message = f"no such option: {exc.option_name}"
+        message += f", did you mean {' or '.join(sorted(exc.possibilities))}?"
+    else:
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        # "No such command 'exprot'. Did you mean 'export'?": one lower-case sentence.
+        message = re.sub(r"\. ([A-Z])", lambda m: ", " + m.group(1).lower(), message)
+        message = message[:1].lower() + message[1:]
+    path = exc.ctx.command_path if exc.ctx is not None else "crosswatch"
+    return f"error: {message} (try '{path} --help')"
 
 
 def main() -> None:
+    """The ``crosswatch`` entry point: usage errors are one line with status 2."""
     try:
-        cli()
+        code = _run()
+        sys.stdout.flush()
     except BrokenPipeError:
-        sys.exit(1)
+        _discard_stdout()
+        code = 0
+    sys.exit(code)
+
+
+def _run() -> int:
+    try:
+        code = cli(prog_name="crosswatch", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except click_errors.UsageError as exc:
+        typer.echo(_usage_error(exc), err=True)
+        return exc.exit_code
+    except click_errors.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        return 1
+    return code if isinstance(code, int) else 0

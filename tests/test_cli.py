@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,9 +120,10 @@ def test_bad_file_is_refused_whole_and_store_is_unchanged(
     for symbol in ("^RUT", "NEW"):
         result = run_cli("import", symbol, str(bad), database_url=database_url)
         assert result.returncode == 1
-        assert result.stderr.strip().startswith(f"error: {message}"), result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
-        assert len(result.stderr) < 300
+        store, error = result.stderr.strip().splitlines()
+        assert store == f"store: {database_url}"
+        assert error.startswith(f"error: {message}"), result.stderr
+        assert len(error) < 300
     assert _snapshot(db, "^RUT") == before
     assert len(before) == len(bars)
     assert _snapshot(db, "NEW") == []
@@ -185,13 +187,13 @@ def test_import_that_revises_closes_writes_the_retraction_and_its_delivery(
 def test_export_of_an_unknown_symbol_fails_cleanly(database_url: str) -> None:
     missing = run_cli("export", "NEW", database_url=database_url)
     assert missing.returncode == 1
-    assert missing.stderr == "error: no stored bars for symbol 'NEW'\n"
+    assert missing.stderr == f"store: {database_url}\nerror: no stored bars for symbol 'NEW'\n"
 
 
 def test_missing_file_and_bad_setting_are_one_line_errors(database_url: str) -> None:
     result = run_cli("import", "^RUT", "/nonexistent.csv", database_url=database_url)
     assert result.returncode == 1
-    assert result.stderr == "error: no such file: /nonexistent.csv\n"
+    assert result.stderr == f"store: {database_url}\nerror: no such file: /nonexistent.csv\n"
     bad = run_cli(
         "export", "^RUT", database_url=database_url, env={"CROSSWATCH_PROVIDERS": "yahoo,bogus"}
     )
@@ -277,3 +279,124 @@ def test_signals_command_prints_a_table_and_json(database_url: str) -> None:
     missing = run_cli("signals", "NOPE", database_url=database_url)
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: unknown symbol 'NOPE'")
+
+
+USAGE_ERRORS = {
+    ("replay", "^RUT", "x.csv", "--frm", "2024-01-02"): (
+        "error: no such option: --frm, did you mean --from? (try 'crosswatch replay --help')"
+    ),
+    ("replay", "^RUT", "x.csv"): "error: missing option '--from' (try 'crosswatch replay --help')",
+    ("serve", "--port", "abc"): (
+        "error: invalid value for '--port': 'abc' is not a valid int "
+        "(try 'crosswatch serve --help')"
+    ),
+    ("exprot",): (
+        "error: no such command 'exprot', did you mean 'export'? (try 'crosswatch --help')"
+    ),
+    ("keys", "create"): ("error: missing option '--name' (try 'crosswatch keys create --help')"),
+}
+
+
+@pytest.mark.parametrize("args", sorted(USAGE_ERRORS))
+def test_usage_errors_are_one_line_with_status_2(database_url: str, args: tuple[str, ...]) -> None:
+    result = run_cli(*args, database_url=database_url)
+    assert result.returncode == 2
+    assert result.stderr == USAGE_ERRORS[args] + "\n"
+    assert result.stdout == ""
+
+
+def test_help_shows_no_value_for_flags() -> None:
+    for rich in ("1", "0"):
+        for command in (["serve"], ["signals"], ["keys", "create"]):
+            shown = subprocess.run(
+                [sys.executable, "-m", "app", *command, "--help"],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env={**os.environ, "TYPER_USE_RICH": rich},
+            )
+            assert shown.returncode == 0
+            assert "Usage: crosswatch " + " ".join(command) in shown.stdout
+            flags = [line for line in shown.stdout.splitlines() if "--no-worker" in line]
+            flags += [line for line in shown.stdout.splitlines() if "--json" in line]
+            flags += [line for line in shown.stdout.splitlines() if "--admin" in line]
+            assert flags
+            assert not any(re.search(r"<bool>|BOOLEAN", line) for line in flags), flags
+
+
+def test_a_closed_pipe_ends_export_quietly_with_status_0(database_url: str) -> None:
+    imported = run_cli("import", "^RUT", str(data_file("rut_daily.csv")), database_url=database_url)
+    assert imported.returncode == 0, imported.stderr
+    env = {**os.environ, "CROSSWATCH_DATABASE_URL": database_url, "CROSSWATCH_SEED": "false"}
+    # ``crosswatch export ^RUT | head -1``: 9,811 rows are far more than a pipe buffers.
+    export = subprocess.Popen(
+        [sys.executable, "-m", "app", "export", "^RUT"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert export.stdout is not None and export.stderr is not None
+    assert export.stdout.readline() == b"date,close,open,high,low,volume\n"
+    export.stdout.close()
+    assert export.wait(timeout=60) == 0
+    assert export.stderr.read().decode() == f"store: {database_url}\n"
+
+
+def test_counts_agree_with_their_nouns(database_url: str, tmp_path: Path) -> None:
+    one = tmp_path / "one.csv"
+    one.write_text("date,close\n2024-01-02,10\n")
+    result = run_cli("import", "NEW", str(one), database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "imported NEW: 1 session (1 added, 0 revised, 0 unchanged, 0 events)\n"
+    )
+
+
+def test_export_writes_whole_numbers_without_a_decimal_point(
+    database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text("date,close,open,high,low,volume\n2024-01-02,10,10.0,12.50,9.25,1000\n")
+    assert run_cli("import", "NEW", str(path), database_url=database_url).returncode == 0
+    exported = run_cli("export", "NEW", database_url=database_url)
+    assert exported.stdout.splitlines()[1] == "2024-01-02,10,10,12.5,9.25,1000"
+
+
+def test_every_store_command_names_its_store_once(tmp_path: Path) -> None:
+    # From a folder with no settings: the default store, a file under that folder.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSWATCH_")}
+    env["PYTHONPATH"] = str(ROOT)
+    created = subprocess.run(
+        [sys.executable, "-m", "app", "keys", "create", "--name", "ops"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    store = (tmp_path / "data" / "crosswatch.db").resolve()
+    assert store.exists()
+    assert created.stderr == (
+        f"store: sqlite:///{store} (the default: data/crosswatch.db under the current "
+        "folder; CROSSWATCH_DATABASE_URL chooses another)\n"
+    )
+    # A password never reaches the terminal (port 1: nothing listens).
+    url = "postgresql+psycopg://crosswatch:hunter2@127.0.0.1:1/cw"
+    failed = run_cli("migrate", database_url=url)
+    assert failed.returncode == 1
+    lines = failed.stderr.splitlines()
+    assert lines[0] == "store: postgresql+psycopg://crosswatch:***@127.0.0.1:1/cw"
+    assert lines[1].startswith("error: the store failed: ")
+    assert "hunter2" not in failed.stderr
+
+
+def test_signals_and_export_name_the_store_on_stderr_only(database_url: str) -> None:
+    imported = run_cli("import", "^RUT", str(data_file("rut_daily.csv")), database_url=database_url)
+    assert imported.stderr.splitlines()[0] == f"store: {database_url}"
+    for args in (("signals",), ("export", "^RUT"), ("migrate",)):
+        result = run_cli(*args, database_url=database_url)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("store: ") == 1
+        assert "store:" not in result.stdout

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ROOT, data_file, run_cli
+from tests.faults.support import crosswatch_env, serving
 
 
 def _free_port() -> int:
@@ -78,3 +79,27 @@ def test_serve_seeds_an_empty_store_and_becomes_ready(tmp_path: Path) -> None:
     expected = list(csv.reader(data_file("rut_daily.csv").open()))[1:]
     assert len(rows) == 9811
     assert [(r[0], float(r[1])) for r in rows] == [(e[0], float(e[1])) for e in expected]
+
+
+def test_serve_on_an_empty_store_says_little_before_it_is_ready(tmp_path: Path) -> None:
+    env = crosswatch_env(
+        f"sqlite:///{tmp_path}/fresh.db",
+        seed="true",
+        yahoo_base_url="http://127.0.0.1:9",
+        provider_retries="0",
+    )
+    with serving(env) as (process, _url):
+        lines = process.output().splitlines()
+    ready = next(i for i, line in enumerate(lines) if "Uvicorn running on" in line)
+    before = lines[: ready + 1]
+    assert len(before) < 40, "\n".join(before)
+    assert before[0] == f"store: sqlite:///{tmp_path}/fresh.db"
+    seeded = [line for line in before if " INFO crosswatch.ingest: seeded " in line]
+    assert [line.split("seeded ")[1].split()[0] for line in seeded] == [
+        "symbol=^RUT",
+        "symbol=^GSPC",
+        "symbol=^IXIC",
+    ]
+    assert not any(" event id=" in line for line in before), "history events are DEBUG"
+    assert not any("\x1b" in line or "color_message" in line for line in before)
+    assert not any("apscheduler" in line for line in before)

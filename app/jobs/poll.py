@@ -28,7 +28,6 @@ from app.market.providers import AllProvidersFailed, ProviderChain
 from app.market.validation import BadData, validate_bars
 from app.settings import Settings
 from app.signals import events as signal_events
-from app.signals import service as signal_service
 from app.signals.analysis import Rule
 from app.signals.models import Event
 
@@ -51,6 +50,17 @@ class PollReport:
     @property
     def added(self) -> int:
         return sum(o.added for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class PollProgress:
+    """How far a poll is: ``done`` of ``total`` symbols fetched or failed, the sessions
+    ``added`` by the batches stored so far, and the symbols ``failed`` so far."""
+
+    done: int
+    total: int
+    added: int
+    failed: int
 
 
 class Poller:
@@ -78,7 +88,15 @@ class Poller:
         # Kernel state per symbol from the previous poll: the daily path's memory.
         self.carried = signal_events.CarriedStates()
 
-    async def poll(self, symbols: Sequence[str] | None = None, *, trigger: str) -> PollReport:
+    async def poll(
+        self,
+        symbols: Sequence[str] | None = None,
+        *,
+        trigger: str,
+        on_progress: Callable[[PollProgress], None] | None = None,
+    ) -> PollReport:
+        """Poll ``symbols`` (default: the tracked ones). ``on_progress`` is called once
+        per symbol fetched (or failed), with the counts so far."""
         started = time.perf_counter()
         with self.db.transaction() as session:
             wanted = list(symbols) if symbols else repository.tracked_symbols(session)
@@ -88,20 +106,30 @@ class Poller:
             run_id = polls.start_run(session, trigger, now=self.clock())
         outcomes: list[SymbolOutcome] = []
         pending: list[_Pending] = []
+        added = failed = 0  # sessions added by the batches stored so far; symbols failed
+
+        def store() -> None:
+            nonlocal pending, added, failed
+            self._store(run_id, pending)
+            added += sum(p.outcome.added for p in pending)
+            failed += sum(1 for p in pending if p.outcome.error)
+            pending = []
+
         for symbol in wanted:
             fetched = await self._fetch_symbol(run_id, symbol)
             if isinstance(fetched, SymbolOutcome):
                 outcomes.append(fetched)
-                continue
-            if any(p.write.symbol == fetched.write.symbol for p in pending):
-                self._store(run_id, pending)
-                pending = []
-            pending.append(fetched)
-            outcomes.append(fetched.outcome)
-            if len(pending) >= BATCH_SYMBOLS:
-                self._store(run_id, pending)
-                pending = []
-        self._store(run_id, pending)
+                failed += 1
+            else:
+                if any(p.write.symbol == fetched.write.symbol for p in pending):
+                    store()
+                pending.append(fetched)
+                outcomes.append(fetched.outcome)
+                if len(pending) >= BATCH_SYMBOLS:
+                    store()
+            if on_progress is not None:
+                on_progress(PollProgress(len(outcomes), len(wanted), added, failed))
+        store()
         with self.db.transaction() as session:
             status = polls.finish_run(session, run_id, outcomes, now=self.clock())
             if any(o.added for o in outcomes):
@@ -179,9 +207,10 @@ class Poller:
         return self._record_failure(run_id, outcome)
 
     def _daily_brief(self, session: Session, *, live: bool) -> None:
-        """One ``daily_brief`` per newest session, after a poll that added one."""
+        """One ``daily_brief`` per newest session, after a poll that added one: its lines
+        are the figures this poll's detection derived (no reload of the store)."""
         now = self.clock()
-        signals = signal_service.all_signals(signal_service.SignalBook(), session, now)
+        signals = signal_events.brief_signals(session, self.carried, now=now)
         brief = signal_events.record_daily_brief(session, signals, now=now, live=live)
         if brief is not None and self.enqueue is not None:
             self.enqueue(session, [brief])

