@@ -23,6 +23,8 @@ _CHUNK_ROWS = 5_000
 _COPY_ROWS = 2_000
 # Symbols per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
 _SYMBOLS_PER_QUERY = 1_000
+# Symbols per chunk of a panel load: bounds the driver's row tuples held at once.
+_PANEL_SYMBOLS_PER_QUERY = 500
 _UPDATABLE = ("close", "open", "high", "low", "volume", "source", "instrument", "fetched_at")
 
 
@@ -392,11 +394,56 @@ def _epoch_days(session: Session) -> Any:
 def load_panel(session: Session, symbols: Sequence[str], *, tail: int | None = None) -> ClosePanel:
     """Load the stored closes of ``symbols`` as a right-aligned :class:`ClosePanel`.
 
-    With ``tail`` only each symbol's newest ``tail`` sessions are read. The rows come
-    back as three columns (symbol, epoch day, close) turned into arrays at once.
+    With ``tail`` only each symbol's newest ``tail`` sessions are read. First one
+    index-only count per symbol (the panel's width), then per chunk of symbols two
+    plain columns (epoch day, close) straight from the driver's cursor, written into
+    the matrices at once: no symbol text per row, and no row tuples kept beyond a
+    chunk (a whole universe's rows as tuples would take gigabytes).
     """
-    days = _epoch_days(session)
-    query = select(DailyBar.symbol, days, DailyBar.close).where(DailyBar.symbol.in_(symbols))
+    unique = list(dict.fromkeys(symbols))
+    chunks: list[list[tuple[str, int]]] = []  # per chunk: (symbol, rows) in the store's order
+    for start in range(0, len(unique), _PANEL_SYMBOLS_PER_QUERY):
+        chosen = _panel_rows(session, unique[start : start + _PANEL_SYMBOLS_PER_QUERY], tail)
+        query = (
+            select(chosen.c.symbol, func.count())
+            .group_by(chosen.c.symbol)
+            .order_by(chosen.c.symbol)
+        )
+        found = [(name, int(count)) for name, count in session.execute(query).tuples()]
+        if found:
+            chunks.append(found)
+    width = max((count for found in chunks for _, count in found), default=0)
+    matrix = np.full((len(symbols), width), np.nan, dtype=np.float64)
+    sessions = np.full((len(symbols), width), np.datetime64("NaT"), dtype="datetime64[D]")
+    row_of = {symbol: row for row, symbol in enumerate(symbols)}
+    connection = session.connection()
+    for found in chunks:
+        chosen = _panel_rows(session, [name for name, _ in found], tail)
+        query = select(chosen.c.day, chosen.c.close).order_by(chosen.c.symbol, chosen.c.session)
+        result = connection.execute(query)
+        rows: Sequence[tuple[int, float]] = result.cursor.fetchall()
+        result.close()
+        values = np.fromiter(
+            itertools.chain.from_iterable(rows), dtype=np.float64, count=2 * len(rows)
+        ).reshape(-1, 2)
+        del rows
+        lengths = np.array([count for _, count in found], dtype=np.int64)
+        if int(lengths.sum()) != len(values):
+            raise RuntimeError("the store changed while a panel was read")
+        targets = np.repeat(np.array([row_of[name] for name, _ in found]), lengths)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        columns = np.arange(len(values)) - starts + np.repeat(width - lengths, lengths)
+        matrix[targets, columns] = values[:, 1]
+        sessions[targets, columns] = values[:, 0].astype(np.int64).astype("datetime64[D]")
+    return ClosePanel(list(symbols), matrix, sessions)
+
+
+def _panel_rows(session: Session, symbols: Sequence[str], tail: int | None) -> Any:
+    """The (symbol, session, day, close) rows of ``symbols`` a panel reads, as a
+    subquery (with ``tail``: each symbol's newest ``tail`` sessions only)."""
+    query = select(
+        DailyBar.symbol, DailyBar.session, _epoch_days(session).label("day"), DailyBar.close
+    ).where(DailyBar.symbol.in_(symbols))
     if tail is not None:
         ranked = (
             select(
@@ -414,29 +461,7 @@ def load_panel(session: Session, symbols: Sequence[str], *, tail: int | None = N
                 select(ranked.c.symbol, ranked.c.session).where(ranked.c.age <= tail)
             )
         )
-    # The driver's own rows (plain tuples) straight from the cursor: no Row objects,
-    # no per-row type processing (the columns are already plain str, int and float).
-    result = session.connection().execute(query.order_by(DailyBar.symbol, DailyBar.session))
-    rows: Sequence[tuple[str, int, float]] = result.cursor.fetchall()
-    result.close()
-    names, day_numbers, values = zip(*rows, strict=True) if rows else ((), (), ())
-    all_days = np.array(day_numbers, dtype=np.int64).astype("datetime64[D]")
-    all_closes = np.array(values, dtype=np.float64)
-    spans: dict[str, tuple[int, int]] = {}
-    begin = 0
-    for name, group in itertools.groupby(names):
-        length = sum(1 for _ in group)
-        spans[name] = (begin, begin + length)
-        begin += length
-    width = max((end - start for start, end in spans.values()), default=0)
-    matrix = np.full((len(symbols), width), np.nan, dtype=np.float64)
-    sessions = np.full((len(symbols), width), np.datetime64("NaT"), dtype="datetime64[D]")
-    for row, symbol in enumerate(symbols):
-        if symbol in spans:
-            start, end = spans[symbol]
-            matrix[row, width - (end - start) :] = all_closes[start:end]
-            sessions[row, width - (end - start) :] = all_days[start:end]
-    return ClosePanel(list(symbols), matrix, sessions)
+    return query.subquery()
 
 
 @dataclass(frozen=True)

@@ -136,44 +136,139 @@ def _forward(
 
 def signal_of(analysis: Analysis, row: int) -> dict[str, Any] | None:
     """The ``Signal`` fields computed from closes (None when the symbol has no bars)."""
-    if analysis.lengths[row] == 0:
-        return None
+    return signals_of(analysis, np.array([row], dtype=np.int64))[0]
+
+
+def signals_of(analysis: Analysis, rows: npt.NDArray[np.int64]) -> list[dict[str, Any] | None]:
+    """:func:`signal_of` of each of ``rows``, computed on whole arrays: each field is one
+    indexing of the kernel's arrays over all rows, and only the records are built per row.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
     s = analysis.signals
-    last = analysis.panel.closes.shape[1] - 1
-    crosses = np.flatnonzero(s.cross[row])
-    last_cross = None
-    since_cross = None
-    if crosses.size:
-        at = int(crosses[-1])
-        last_cross = {
-            "type": CROSS_TYPES[int(s.cross[row, at])],
+    closes = analysis.panel.closes
+    days = analysis.panel.sessions
+    last = closes.shape[1] - 1
+    present = analysis.lengths[rows] > 0
+    # Newest cross of each row (-1: none).
+    crossed = s.cross[rows] != 0
+    cross_at = np.where(crossed.any(axis=1), last - np.argmax(crossed[:, ::-1], axis=1), -1)
+    cross_kind = s.cross[rows, np.maximum(cross_at, 0)]
+    peak_at = np.maximum(analysis.drawdown.peak_index[rows], 0)
+    troughs = _last_troughs(analysis, rows)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gaps = (s.fast_ma[rows, last] / s.slow_ma[rows, last] - 1.0) * 100.0
+    columns = zip(
+        rows.tolist(),
+        present.tolist(),
+        days[rows, last].astype(object).tolist(),
+        closes[rows, last].tolist(),
+        s.fast_ma[rows, last].tolist(),
+        s.slow_ma[rows, last].tolist(),
+        s.regime[rows, last].tolist(),
+        gaps.tolist(),
+        cross_at.tolist(),
+        cross_kind.tolist(),
+        analysis.trigger[rows].tolist(),
+        analysis.flat[rows].tolist(),
+        analysis.drawdown.drawdown[rows, last].tolist(),
+        days[rows, peak_at].astype(object).tolist(),
+        closes[rows, peak_at].tolist(),
+        analysis.lengths[rows].tolist(),
+        strict=True,
+    )
+    rule = analysis.rule.as_dict()
+    result: list[dict[str, Any] | None] = []
+    for (
+        row,
+        has_bars,
+        session,
+        close,
+        fast,
+        slow,
+        regime,
+        gap,
+        at,
+        kind,
+        trigger,
+        flat,
+        drawdown,
+        peak_session,
+        peak_close,
+        length,
+    ) in columns:
+        if not has_bars:
+            result.append(None)
+            continue
+        result.append(
+            {
+                "session": session,
+                "close": close,
+                "rule": dict(rule),
+                "fast_value": num(fast),
+                "slow_value": num(slow),
+                "regime": REGIMES[regime],
+                "gap_pct": num(gap),
+                "last_cross": None
+                if at < 0
+                else {
+                    "type": CROSS_TYPES[kind],
+                    "session": analysis.session_of(row, at),
+                    "close": float(closes[row, at]),
+                },
+                "sessions_since_cross": None if at < 0 else last - at,
+                "trigger_close": num(trigger),
+                "flat_sessions_to_cross": flat if flat >= 0 else None,
+                "drawdown_pct": pct(drawdown),
+                "peak": {"session": peak_session, "close": peak_close},
+                "last_trough": troughs.get(row),
+                "history_sessions": length,
+            }
+        )
+    return result
+
+
+def _last_troughs(analysis: Analysis, rows: npt.NDArray[np.int64]) -> dict[int, dict[str, Any]]:
+    """The newest trough of each of ``rows`` as :func:`turns_of` describes it, keyed by
+    row (rows without a trough are left out)."""
+    t = analysis.turns
+    wanted = np.zeros(analysis.panel.closes.shape[0], dtype=bool)
+    wanted[rows] = True
+    # Turns are sorted by (symbol, session): a row's newest trough is the last trough
+    # of its run; the turn before it (any kind), if the same row's, is its previous.
+    trough = np.flatnonzero((t.kind == kernel.TROUGH) & wanted[t.symbol])
+    if not trough.size:
+        return {}
+    symbol = t.symbol[trough]
+    newest = trough[np.append(symbol[1:] != symbol[:-1], True)]
+    owner = t.symbol[newest]
+    index = t.session[newest].astype(np.int64)
+    confirm = t.confirmed[newest].astype(np.int64)
+    before = newest - 1
+    has_previous = (before >= 0) & (t.symbol[np.maximum(before, 0)] == owner)
+    previous = np.where(has_previous, t.session[np.maximum(before, 0)], -1)
+    from_extreme = kernel.forward_returns(analysis.panel.closes, owner, index, HORIZONS)
+    from_confirmation = kernel.forward_returns(analysis.panel.closes, owner, confirm, HORIZONS)
+    found: dict[int, dict[str, Any]] = {}
+    for i, (row, at, confirmed, prior) in enumerate(
+        zip(owner.tolist(), index.tolist(), confirm.tolist(), previous.tolist(), strict=True)
+    ):
+        found[row] = {
+            "type": "trough",
             "session": analysis.session_of(row, at),
-            "close": float(analysis.panel.closes[row, at]),
+            "close": float(t.close[newest[i]]),
+            "confirmed_session": analysis.session_of(row, confirmed),
+            "confirmed_close": float(analysis.panel.closes[row, confirmed]),
+            "change_pct": num(t.change_pct[newest[i]]),
+            "sessions_from_previous_turn": None if prior < 0 else at - prior,
+            "sessions_to_confirm": confirmed - at,
+            "forward_returns": _returns(from_extreme[i]),
+            "forward_returns_from_confirmation": _returns(from_confirmation[i]),
         }
-        since_cross = last - at
-    peak_at = int(analysis.drawdown.peak_index[row])
-    troughs = [t for t in turns_of(analysis, row) if t["type"] == "trough"]
-    flat = int(analysis.flat[row])
-    return {
-        "session": analysis.session_of(row, last),
-        "close": float(analysis.panel.closes[row, last]),
-        "rule": analysis.rule.as_dict(),
-        "fast_value": num(s.fast_ma[row, last]),
-        "slow_value": num(s.slow_ma[row, last]),
-        "regime": REGIMES[int(s.regime[row, last])],
-        "gap_pct": num((s.fast_ma[row, last] / s.slow_ma[row, last] - 1.0) * 100.0),
-        "last_cross": last_cross,
-        "sessions_since_cross": since_cross,
-        "trigger_close": num(analysis.trigger[row]),
-        "flat_sessions_to_cross": flat if flat >= 0 else None,
-        "drawdown_pct": pct(analysis.drawdown.drawdown[row, last]),
-        "peak": {
-            "session": analysis.session_of(row, peak_at),
-            "close": float(analysis.panel.closes[row, peak_at]),
-        },
-        "last_trough": troughs[-1] if troughs else None,
-        "history_sessions": int(analysis.lengths[row]),
-    }
+    return found
+
+
+def _returns(values: npt.NDArray[np.float64]) -> dict[str, float | None]:
+    return {str(h): pct(values[j]) for j, h in enumerate(HORIZONS)}
 
 
 def crosses_of(analysis: Analysis, row: int, since: date | None = None) -> list[dict[str, Any]]:

@@ -32,16 +32,20 @@ import numpy.typing as npt
 
 from app.market.bars import Bar
 from app.market.repository import ClosePanel
+from app.signals import analysis as an
 from app.signals import kernel
 from app.signals.analysis import (
     APPROACH_GAP_PCT,
     CROSS_TYPES,
+    DEFAULT_RULE,
     DEFAULT_TURNS,
+    REGIMES,
     TURN_TYPES,
     Analysis,
     Fact,
     Rule,
     num,
+    pct,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -51,6 +55,22 @@ IntArray = npt.NDArray[np.int64]
 # none): shifted between a symbol's own frame and a batch's common frame.
 _POSITIONS = ("first", "last_cross", "peak_index")
 _ZIGZAG_POSITIONS = ("extreme_index", "high_index", "low_index")
+
+
+@dataclass(frozen=True)
+class Newest:
+    """The default rule's figures on a symbol's newest stored session, as
+    :func:`app.signals.analysis.signal_of` gives them, and who produced that bar: one
+    line of the daily brief, kept so that the brief needs no second look at the store."""
+
+    session: date
+    close: float
+    regime: str | None
+    gap_pct: float | None
+    trigger_close: float | None
+    drawdown_pct: float | None
+    source: str | None = None
+    instrument: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,7 @@ class Carried:
     the (armed, done) flags of ``cross_approaching`` in the current death regime.
     ``extremes``: (session, close) of each position the zigzag state points at.
     ``last_turn_close``: the newest confirmed turn's extreme close (NaN: none yet).
+    ``newest``: the default rule's figures on ``last`` (None when not derived).
     """
 
     version: int | None
@@ -75,6 +96,7 @@ class Carried:
     approach: dict[str, tuple[bool, bool]]
     extremes: dict[int, tuple[date, float]]
     last_turn_close: float
+    newest: Newest | None = None
 
     def serves(self, rules: Sequence[Rule]) -> bool:
         """Whether this state can advance every rule in ``rules``."""
@@ -179,6 +201,8 @@ def seed(
     last_turn: dict[int, float] = {}
     for row, close in zip(turns.symbol.tolist(), turns.close.tolist(), strict=True):
         last_turn[row] = close  # sorted by (symbol, session): the newest wins
+    default = analyses.get(DEFAULT_RULE.key)
+    figures = an.signals_of(default, rows) if default is not None else [None] * rows.size
     seeded: dict[str, Carried] = {}
     for position, row in enumerate(rows.tolist()):
         count = int(lengths[row])
@@ -210,8 +234,22 @@ def seed(
             approach=approach,
             extremes=extremes,
             last_turn_close=last_turn.get(row, float("nan")),
+            newest=_newest(figures[position]),
         )
     return seeded
+
+
+def _newest(signal: dict[str, Any] | None) -> Newest | None:
+    if signal is None:
+        return None
+    return Newest(
+        signal["session"],
+        signal["close"],
+        signal["regime"],
+        signal["gap_pct"],
+        signal["trigger_close"],
+        signal["drawdown_pct"],
+    )
 
 
 def step(
@@ -250,6 +288,7 @@ def _advance(
     approach: list[dict[str, tuple[bool, bool]]] = [dict(e.approach) for e in entries]
     extremes = [e.extremes for e in entries]
     turn_closes = [e.last_turn_close for e in entries]
+    newest: list[Newest | None] = [None] * len(entries)
     for index, rule in enumerate(rules):
         tail = np.empty((len(entries), rule.slow))
         for row, entry in enumerate(entries):
@@ -257,6 +296,8 @@ def _advance(
         tail[:, -1] = closes
         before = _concat([e.states[rule.key] for e in entries], offsets, top)
         after, latest = kernel.advance(before, tail)
+        if rule == DEFAULT_RULE:
+            newest = _newest_of(latest, bars)
         for row, entry in enumerate(entries):
             states[row][rule.key] = _shift(
                 after, np.array([row]), np.array([-offsets[row]]), entry.count + 1
@@ -322,10 +363,27 @@ def _advance(
                     approach=approach[row],
                     extremes=tracked,
                     last_turn_close=turn_closes[row],
+                    newest=newest[row],
                 ),
             )
         )
     return result
+
+
+def _newest_of(latest: kernel.Latest, bars: Sequence[Bar]) -> list[Newest | None]:
+    """Each row's :class:`Newest` figures from the kernel's newest-session arrays."""
+    return [
+        Newest(bar.session, close, REGIMES[regime], num(gap), num(trigger), pct(drawdown))
+        for bar, close, regime, gap, trigger, drawdown in zip(
+            bars,
+            latest.close.tolist(),
+            latest.regime.tolist(),
+            latest.gap_pct.tolist(),
+            latest.trigger_close.tolist(),
+            latest.drawdown.tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _crossing(rule: Rule, latest: kernel.Latest, row: int, bar: Bar, seen: int) -> list[Fact]:

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
+from app.market import calendar
 from app.market import repository as market
 from app.market.bars import Bar
 from app.signals import analysis as an
@@ -109,6 +110,13 @@ class CarriedStates:
             return None
         return state
 
+    def newest(self, symbol: str, version: int) -> daily_path.Newest | None:
+        """The symbol's newest-session figures if its state is at data ``version``."""
+        state = self._states.get(symbol)
+        if state is None or state.version != version:
+            return None
+        return state.newest
+
     def stage(self, session: Session, updates: dict[str, daily_path.Carried | None]) -> None:
         """Replace the states of ``updates`` once ``session`` commits (drop them now)."""
         for symbol in updates:
@@ -181,7 +189,7 @@ def detect_many(
                 _event(change.symbol, fact, live=True, now=now, provenance=written)
                 for fact in found
             ]
-            updates[change.symbol] = replace(entry, version=change.version)
+            updates[change.symbol] = _sourced(replace(entry, version=change.version), *written)
     for begin in range(0, len(full), _FULL_CHUNK):
         chunk = full[begin : begin + _FULL_CHUNK]
         facts, seeded = _full_facts(session, chunk, all_rules, keep=carried is not None)
@@ -199,7 +207,11 @@ def detect_many(
                 for fact in facts[change.symbol]
             ]
             updates[change.symbol] = (
-                replace(seeded[change.symbol], version=change.version)
+                _sourced(
+                    replace(seeded[change.symbol], version=change.version),
+                    newest.source if newest else None,
+                    newest.instrument if newest else change.symbol,
+                )
                 if change.symbol in seeded and change.version is not None
                 else None
             )
@@ -231,6 +243,12 @@ def detect_many(
     return fresh_by_symbol
 
 
+def _sourced(entry: daily_path.Carried, source: str | None, instrument: str) -> daily_path.Carried:
+    if entry.newest is None:
+        return entry
+    return replace(entry, newest=replace(entry.newest, source=source, instrument=instrument))
+
+
 # Symbols per full-history kernel run: bounds the matrices in memory.
 _FULL_CHUNK = 500
 
@@ -240,7 +258,7 @@ def _full_facts(
 ) -> tuple[dict[str, list[an.Fact]], dict[str, daily_path.Carried]]:
     """Every fact of each symbol's whole history, and (``keep``) its carried state."""
     symbols = [change.symbol for change in changes]
-    panel = market.load_panel(session, symbols)
+    panel = _panel(session, changes)
     lengths = np.count_nonzero(~np.isnan(panel.closes), axis=1)
     facts: dict[str, list[an.Fact]] = {symbol: [] for symbol in symbols}
     analyses: dict[str, an.Analysis] = {}
@@ -261,6 +279,40 @@ def _full_facts(
         facts[symbol].sort(key=lambda fact: (fact.session, fact.type))
     seeded = daily_path.seed(panel, all_rules, analyses) if keep else {}
     return facts, seeded
+
+
+def _panel(session: Session, changes: Sequence[Change]) -> market.ClosePanel:
+    """The close panel of the changed symbols. A backfill's closes are the bars it just
+    wrote (nothing was stored before them): taken from memory, not read back; the other
+    symbols' are loaded."""
+    fresh = {
+        change.symbol: change.appended
+        for change in changes
+        if change.previous_last is None
+        and change.appended
+        and all(a.session < b.session for a, b in itertools.pairwise(change.appended))
+    }
+    stored = [change.symbol for change in changes if change.symbol not in fresh]
+    if not fresh:
+        return market.load_panel(session, stored)
+    loaded = market.load_panel(session, stored)
+    loaded_width = loaded.closes.shape[1]
+    width = max(loaded_width, *(len(bars) for bars in fresh.values()))
+    symbols = [change.symbol for change in changes]
+    closes = np.full((len(symbols), width), np.nan)
+    days = np.full((len(symbols), width), np.datetime64("NaT"), dtype="datetime64[D]")
+    loaded_row = {symbol: row for row, symbol in enumerate(loaded.symbols)}
+    for row, symbol in enumerate(symbols):
+        bars = fresh.get(symbol)
+        if bars is not None:
+            closes[row, width - len(bars) :] = [bar.close for bar in bars]
+            days[row, width - len(bars) :] = np.array(
+                [bar.session for bar in bars], dtype="datetime64[D]"
+            )
+        elif loaded_width:
+            closes[row, width - loaded_width :] = loaded.closes[loaded_row[symbol]]
+            days[row, width - loaded_width :] = loaded.sessions[loaded_row[symbol]]
+    return market.ClosePanel(symbols, closes, days)
 
 
 def _retract(
@@ -299,6 +351,62 @@ def _retract(
         log.info("event retracted", extra={"id": original.id, "by": retraction.id})
     session.flush()
     return retractions
+
+
+def brief_signals(
+    session: Session, carried: CarriedStates | None, *, now: datetime
+) -> list[dict[str, Any]]:
+    """What :func:`record_daily_brief` needs of every tracked symbol with bars.
+
+    Taken from the figures the poll's detection already derived (``carried``, for each
+    symbol whose state is at its current data version); only the other symbols (new to
+    this process, too short for a state, or written elsewhere) are loaded and analysed,
+    as the signal book would. One small query of data versions, no full load.
+    """
+    expected = calendar.last_closed_session(now)
+    versions = market.data_versions(session)
+    symbols = market.tracked_symbols(session)
+    known: dict[str, daily_path.Newest] = {}
+    if carried is not None:
+        for symbol in symbols:
+            figures = carried.newest(symbol, versions.get(symbol, -1))
+            if figures is not None:
+                known[symbol] = figures
+    missing = [symbol for symbol in symbols if symbol not in known]
+    if missing:
+        analysis = an.analyse(market.load_panel(session, missing))
+        provenance = market.newest_provenance(session, missing)
+        rows = np.arange(len(missing), dtype=np.int64)
+        for symbol, signal in zip(missing, an.signals_of(analysis, rows), strict=True):
+            if signal is None:
+                continue
+            newest = provenance.get(symbol)
+            known[symbol] = daily_path.Newest(
+                signal["session"],
+                signal["close"],
+                signal["regime"],
+                signal["gap_pct"],
+                signal["trigger_close"],
+                signal["drawdown_pct"],
+                newest.source if newest else None,
+                newest.instrument if newest else None,
+            )
+    return [
+        {
+            "symbol": symbol,
+            "session": figures.session,
+            "close": figures.close,
+            "regime": figures.regime,
+            "gap_pct": figures.gap_pct,
+            "trigger_close": figures.trigger_close,
+            "drawdown_pct": figures.drawdown_pct,
+            "stale": figures.session < expected,
+            "source": figures.source,
+            "instrument": figures.instrument,
+        }
+        for symbol in symbols
+        if (figures := known.get(symbol)) is not None
+    ]
 
 
 def record_daily_brief(

@@ -194,7 +194,16 @@ def _signal(
     provenance: repository.Provenance | None,
     expected: date,
 ) -> dict[str, Any] | None:
-    fields = an.signal_of(analysis, row)
+    return _with_provenance(analysis, row, an.signal_of(analysis, row), provenance, expected)
+
+
+def _with_provenance(
+    analysis: Analysis,
+    row: int,
+    fields: dict[str, Any] | None,
+    provenance: repository.Provenance | None,
+    expected: date,
+) -> dict[str, Any] | None:
     if fields is None:
         return None
     return {
@@ -210,12 +219,16 @@ def _signal(
 def all_signals(
     book: SignalBook, session: Session, now: datetime, universe: str | None = None
 ) -> list[dict[str, Any]]:
+    """The default-rule signal of every tracked symbol with bars (of ``universe``'s
+    members), derived on whole arrays (:func:`app.signals.analysis.signals_of`)."""
     snap = book.snapshot(session)
     expected = book.expected_session(now)
+    analysis = snap.analysis
+    rows = chosen_rows(snap, session, None, universe)
     result = []
-    for row in chosen_rows(snap, session, None, universe).tolist():
-        symbol = snap.analysis.panel.symbols[row]
-        signal = _signal(snap.analysis, row, snap.provenance.get(symbol), expected)
+    for row, fields in zip(rows.tolist(), an.signals_of(analysis, rows), strict=True):
+        symbol = analysis.panel.symbols[row]
+        signal = _with_provenance(analysis, row, fields, snap.provenance.get(symbol), expected)
         if signal is not None:
             result.append(signal)
     return result
