@@ -25,6 +25,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from itertools import pairwise
 
 from app.market import calendar
@@ -69,10 +70,24 @@ def validate_bars(
     _check_order(bars)
 
     today = now.astimezone(calendar.NEW_YORK).date()
-    last_closed = calendar.last_closed_session(now)
+    last_closed = _last_closed(now.replace(second=0, microsecond=0))
+    # One calendar look-up for the whole response, not one per bar.
+    first = max(min(bars[0].session, bars[-1].session), EARLIEST_SESSION)
+    last = min(max(bars[0].session, bars[-1].session), today)
+    sessions = frozenset(calendar.sessions_between(first, last))
     rejected: list[tuple[date | None, str]] = []
     candidates: list[Bar] = []
     for bar in bars:
+        close = bar.close
+        if (
+            close > 0
+            and close != math.inf
+            and bar.session in sessions
+            and bar.session <= today
+            and bar.session <= last_closed
+        ):
+            candidates.append(bar)  # the common case: every rule below holds
+            continue
         reason = _bar_problem(bar, today=today, last_closed=last_closed)
         if reason is None:
             candidates.append(bar)
@@ -90,6 +105,13 @@ def validate_bars(
             rejected.append((bar.session, reason))
     rejected.sort(key=lambda item: item[0] or date.min)
     return ValidationResult(accepted=accepted, rejected=rejected)
+
+
+@lru_cache(maxsize=16)
+def _last_closed(minute: datetime) -> date:
+    """:func:`calendar.last_closed_session` of a whole minute: closes fall on whole
+    minutes, so every instant of that minute has the same answer (one poll asks once)."""
+    return calendar.last_closed_session(minute)
 
 
 def _check_order(bars: list[Bar]) -> None:
