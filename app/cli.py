@@ -142,7 +142,12 @@ def serve(
             # Logged: one line per symbol seeded.
             ingest.seed(db, settings.symbols, clock=system_clock)
         app = create_app(
-            settings, db=db, scheduler=not no_scheduler, worker=not no_worker, freeze_gc=True
+            settings,
+            db=db,
+            scheduler=not no_scheduler,
+            worker=not no_worker,
+            freeze_gc=True,
+            warm=True,
         )
         # One process, one event loop: the app object (not an import string) cannot be
         # forked into several uvicorn workers, so nothing in it ever runs twice.

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,7 +29,9 @@ from app.market import router as market_router
 from app.settings import Settings, get_settings
 from app.signals import router as signals_router
 from app.signals.fastpath import CachedSignals
+from app.signals.fastpath import warm as warm_signals
 from app.signals.service import SignalBook
+from app.status import health
 from app.status import metrics as status_metrics
 from app.status import router as status_router
 from app.webhooks import router as webhooks_router
@@ -50,6 +53,8 @@ def create_app(
     scheduler: bool = False,
     worker: bool = False,
     freeze_gc: bool = False,
+    warm: bool = False,
+    signal_book: SignalBook | None = None,
 ) -> FastAPI:
     """Build the app. The store (and any background role) starts in the lifespan.
 
@@ -57,6 +62,11 @@ def create_app(
     moved out of the garbage collector's reach (``gc.freeze``), so its full collections
     scan only what requests create instead of the whole process (libraries, calendars,
     the signal book): those pauses were the API's latency tail.
+
+    ``warm`` (the ``serve`` process): the signal book's snapshot and the ``/v1/signals``
+    body are computed in the background at start, and ``/readyz`` answers 503
+    "warming" until they exist, so no request waits for a cold render.
+    ``app.state.signals_warm`` is set once they do (at once without ``warm``).
     """
 
     @asynccontextmanager
@@ -64,7 +74,7 @@ def create_app(
         resolved = settings or get_settings()
         owned = db is None
         database = db or Database(resolved.database_url)
-        book = SignalBook()
+        book = signal_book or SignalBook()
         services = Services(settings=resolved, db=database, clock=clock)
         app.state.services = services
         app.state.signal_book = book
@@ -73,6 +83,13 @@ def create_app(
             asyncio.create_task(role, name=name)
             for name, role in _roles(services, book, stop, scheduler=scheduler, worker=worker)
         ]
+        warmed = threading.Event()
+        app.state.signals_warm = warmed
+        if warm:
+            health.start_warming(database)
+            tasks.append(asyncio.create_task(_warm(services, book, warmed), name="warm-up"))
+        else:
+            warmed.set()
         if freeze_gc:
             gc.collect()
             gc.freeze()
@@ -139,6 +156,17 @@ def _roles(
     if delivery is not None:
         roles.append(("delivery-worker", _deliver(delivery, stop)))
     return roles
+
+
+async def _warm(services: Services, book: SignalBook, warmed: threading.Event) -> None:
+    try:
+        await asyncio.to_thread(warm_signals, book, services.db, services.clock())
+    except Exception:
+        # Readiness then reports the store's own state; requests render on demand.
+        log.exception("warming the signal book failed")
+    finally:
+        health.finish_warming(services.db)
+        warmed.set()
 
 
 async def _deliver(delivery: Any, stop: asyncio.Event) -> None:

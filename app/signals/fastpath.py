@@ -12,15 +12,18 @@ matched route is put in the scope so request metrics label it by its template.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.db.engine import Database
 from app.signals import service
 from app.signals.analysis import DEFAULT_RULE
 from app.signals.router import list_key, signal_key
 from app.signals.router import router as signals_router
+from app.signals.schemas import SignalList
 
 LIST_PATH = "/v1/signals"
 ONE_PREFIX = "/v1/signals/"
@@ -87,3 +90,15 @@ class CachedSignals:
     def _route(self, path: str) -> Any:
         """The route that would have served ``path`` (it labels the request's metrics)."""
         return self._routes.get(LIST_PATH if path == LIST_PATH else ONE_TEMPLATE)
+
+
+def warm(book: service.SignalBook, db: Database, now: datetime) -> None:
+    """Compute ``book``'s snapshot and render the ``/v1/signals`` body into it, as the
+    route renders it: the serving process does this before it says it is ready."""
+    with db.transaction(write=False) as session:
+        snapshot = book.snapshot(session)
+        key = list_key(book, now)
+        if key not in snapshot.bodies:
+            signals = service.all_signals(book, session, now)
+            body = SignalList.model_validate({"signals": signals}).model_dump_json().encode()
+            snapshot.bodies[key] = body

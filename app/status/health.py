@@ -59,10 +59,33 @@ def failed(exc: BaseException) -> StoreProblem:
     return StoreProblem("down", f"the store failed: {one_line(exc)}")
 
 
+WARMING = "warming: the signal book is being computed from the store"
+
+
 def readiness_problem(db: Database) -> str | None:
-    """None when the store answers and is at the newest migration, else the reason."""
+    """None when the store answers, is at the newest migration and the signal book of
+    the process serving from ``db`` is warm (see :func:`start_warming`), else the reason."""
     problem = store_problem(db)
-    return None if problem is None else problem.reason
+    if problem is not None:
+        return problem.reason
+    with _last_checks_lock:
+        warming = db in _warming
+    return WARMING if warming else None
+
+
+# Stores whose serving process is still computing its first signal snapshot: ready
+# only once it exists, so that no request waits for a cold render.
+_warming: WeakKeyDictionary[Database, bool] = WeakKeyDictionary()
+
+
+def start_warming(db: Database) -> None:
+    with _last_checks_lock:
+        _warming[db] = True
+
+
+def finish_warming(db: Database) -> None:
+    with _last_checks_lock:
+        _warming.pop(db, None)
 
 
 def store_problem(db: Database) -> StoreProblem | None:

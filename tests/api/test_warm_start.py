@@ -1,0 +1,73 @@
+"""A serving process warms its signal book before it says it is ready."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.api.app import create_app
+from app.db.engine import Database
+from app.jobs import ingest
+from app.settings import Settings
+from app.signals.router import list_key
+from app.signals.service import SignalBook, Snapshot
+from tests.conftest import fixed_clock
+
+
+class HeldBook(SignalBook):
+    """A real signal book whose snapshots wait until the test lets them go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go_on = threading.Event()
+        self.entered = threading.Event()
+
+    def snapshot(self, session: Session) -> Snapshot:
+        self.entered.set()
+        assert self.go_on.wait(30), "the test never let the snapshot go on"
+        return super().snapshot(session)
+
+
+def _bodies(book: SignalBook, db: Database) -> dict[Hashable, bytes]:
+    """The bodies rendered into the book's current snapshot."""
+    with db.transaction(write=False) as session:
+        return dict(book.snapshot(session).bodies)
+
+
+def test_readyz_is_warming_until_the_first_snapshot_and_body_exist(
+    settings: Settings, db: Database
+) -> None:
+    ingest.seed(db, ["^RUT", "^GSPC"], clock=fixed_clock)
+    book = HeldBook()
+    app = create_app(settings, db=db, clock=fixed_clock, warm=True, signal_book=book)
+    with TestClient(app) as client:
+        assert book.entered.wait(30)
+        waiting = client.get("/readyz")
+        assert waiting.status_code == 503
+        assert waiting.json()["detail"].startswith("warming")
+        assert client.get("/healthz").status_code == 200, "alive while warming"
+        book.go_on.set()
+        assert app.state.signals_warm.wait(30)
+        assert client.get("/readyz").status_code == 200
+        warm_body = _bodies(book, db).get(list_key(book, fixed_clock()))
+        assert warm_body is not None, "the /v1/signals body was rendered before any request"
+        served = client.get("/v1/signals")
+        assert served.status_code == 200
+        assert served.content == warm_body
+        book.invalidate()  # the route renders the body again: the same bytes
+        assert client.get("/v1/signals").content == warm_body
+        assert [s["symbol"] for s in served.json()["signals"]] == ["^GSPC", "^RUT"]
+
+
+def test_without_warm_the_app_is_ready_at_once_and_renders_on_demand(
+    settings: Settings, db: Database
+) -> None:
+    book = SignalBook()
+    app = create_app(settings, db=db, clock=fixed_clock, signal_book=book)
+    with TestClient(app) as client:
+        assert app.state.signals_warm.is_set()
+        assert client.get("/readyz").status_code == 200
+        assert _bodies(book, db) == {}, "nothing rendered before a request"
