@@ -66,7 +66,8 @@ class PlainProgress:
 
     def update(self, done: int, details: str = "") -> None:
         now = self.clock()
-        if now - self.printed >= self.every:
+        # All done: the line of :meth:`finish` says so.
+        if done < self.total and now - self.printed >= self.every:
             self._print(done, details, now, final=False)
 
     def finish(self, done: int, details: str = "") -> None:

@@ -278,7 +278,7 @@ def test_signals_command_prints_a_table_and_json(database_url: str) -> None:
     assert (signal["symbol"], signal["regime"], signal["close"]) == ("^RUT", "golden", 3017.87)
     missing = run_cli("signals", "NOPE", database_url=database_url)
     assert missing.returncode == 1
-    assert missing.stderr.startswith("error: unknown symbol 'NOPE'")
+    assert missing.stderr.splitlines()[-1].startswith("error: unknown symbol 'NOPE'")
 
 
 USAGE_ERRORS = {

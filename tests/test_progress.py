@@ -38,6 +38,8 @@ def test_plain_lines_come_every_few_seconds_and_always_at_the_end() -> None:
     for done, at in ((1, 1.0), (40, 4.9), (75, 5.0), (80, 6.0), (150, 10.0)):
         clock.now = 100.0 + at
         shown.update(done, f"{done - 2} added, 2 failed")
+    clock.now = 199.0
+    shown.update(2000, "1998 added, 2 failed")  # no line: finish() says it is done
     clock.now = 200.0
     shown.finish(2000, "1998 added, 2 failed")
     assert out.getvalue().splitlines() == [
