@@ -262,7 +262,7 @@ class Poller:
                 outcome.events = [event.id for event in result.events]
                 bars = pending.write.bars
                 outcome.newest_session = bars[-1].session if bars else result.previous_last
-                polls.record_result(session, run_id, outcome)
+            polls.record_results(session, run_id, [pending.outcome for pending in batch])
 
     def _store_failed(self, run_id: int, pending: _Pending, exc: Exception) -> None:
         # The transaction rolled back: nothing of this symbol was stored.
