@@ -28,6 +28,15 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SYMBOLS = ("^RUT", "^GSPC", "^IXIC")
 KNOWN_PROVIDERS = ("yahoo", "stooq", "fred", "csv")
+#: Providers reached over the network: a bare ``PROVIDER_RATE`` number paces these.
+REMOTE_PROVIDERS = ("yahoo", "stooq", "fred")
+#: Requests in flight per provider, and requests per second (csv: not paced). Yahoo
+#: publishes no limit and answers 429 to bursts; FRED allows 120 requests a minute;
+#: Stooq's keyed CSV has a daily quota, so it is asked gently.
+DEFAULT_PROVIDER_CONCURRENCY = 4
+DEFAULT_PROVIDER_RATES = {"yahoo": 2.0, "stooq": 1.0, "fred": 2.0}
+MAX_PROVIDER_CONCURRENCY = 64
+MAX_PROVIDER_RATE = 1000.0
 #: A canonical symbol: letters, digits and ``^ . = -``, at most 32 (``app.market.symbols``).
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9^][A-Z0-9.^=\-]{0,31}$")
 #: XNYS's regular close (America/New_York); ``POLL_TIME`` is a delay after each close.
@@ -71,6 +80,40 @@ BaseUrl = Annotated[str, AfterValidator(_http_base_url)]
 Secret = Annotated[str | None, BeforeValidator(_blank_is_unset)]
 
 
+def _per_provider(
+    value: object, defaults: dict[str, float], bare_applies_to: tuple[str, ...]
+) -> dict[str, float]:
+    """``4`` (for every provider in ``bare_applies_to``), ``yahoo=2,stooq=1`` (those
+    only), or both (``3,stooq=1``), over ``defaults``; a mapping overrides by name."""
+    merged = dict(defaults)
+    if isinstance(value, dict):
+        items = [(str(name), number) for name, number in value.items()]
+    elif isinstance(value, str | int | float):
+        items = []
+        for item in str(value).split(","):
+            name, sep, number = item.strip().rpartition("=")
+            if sep and not name.strip():
+                raise ValueError(f"expected NUMBER or PROVIDER=NUMBER, got {item.strip()!r}")
+            if number.strip():
+                items.append((name.strip() or "", number.strip()))
+        if not items:
+            raise ValueError("expected a number, or PROVIDER=NUMBER pairs")
+    else:
+        raise ValueError("expected a number, or PROVIDER=NUMBER pairs")
+    for name, number in sorted(items, key=lambda item: item[0] != ""):  # bare number first
+        try:
+            parsed = float(number)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {number!r}") from None
+        if not name:
+            merged.update(dict.fromkeys(bare_applies_to, parsed))
+        elif name.lower() in KNOWN_PROVIDERS:
+            merged[name.lower()] = parsed
+        else:
+            raise ValueError(f"unknown provider {name!r}; choose from {', '.join(KNOWN_PROVIDERS)}")
+    return merged
+
+
 def _split_list(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -106,6 +149,15 @@ class Settings(BaseSettings):
     poll_overlap_sessions: int = Field(default=5, ge=1, le=100)
     provider_timeout_seconds: float = Field(default=20.0, gt=0, allow_inf_nan=False)
     provider_retries: int = Field(default=3, ge=0, le=10)
+    provider_concurrency: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict.fromkeys(KNOWN_PROVIDERS, DEFAULT_PROVIDER_CONCURRENCY),
+        description="Requests in flight per provider: 4, or per provider yahoo=4,csv=8.",
+    )
+    provider_rate: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_PROVIDER_RATES),
+        description="Requests per second per provider: a bare number paces yahoo, stooq "
+        "and fred; yahoo=2,stooq=1 names them (csv is not paced unless named).",
+    )
     bad_tick_pct: float = Field(default=25.0, gt=0, allow_inf_nan=False)
     admin_token: Secret = None
     webhook_allow_private: bool = False
@@ -151,6 +203,31 @@ class Settings(BaseSettings):
         if not names:
             raise ValueError("at least one provider is required")
         return names
+
+    @field_validator("provider_concurrency", mode="before")
+    @classmethod
+    def _concurrency_per_provider(cls, value: object) -> object:
+        defaults = dict.fromkeys(KNOWN_PROVIDERS, float(DEFAULT_PROVIDER_CONCURRENCY))
+        merged = _per_provider(value, defaults, KNOWN_PROVIDERS)
+        for name, number in merged.items():
+            if not number.is_integer() or not 1 <= number <= MAX_PROVIDER_CONCURRENCY:
+                raise ValueError(
+                    f"{name}: expected a whole number of requests from 1 to "
+                    f"{MAX_PROVIDER_CONCURRENCY}, got {number:g}"
+                )
+        return {name: int(number) for name, number in merged.items()}
+
+    @field_validator("provider_rate", mode="before")
+    @classmethod
+    def _rate_per_provider(cls, value: object) -> object:
+        merged = _per_provider(value, dict(DEFAULT_PROVIDER_RATES), REMOTE_PROVIDERS)
+        for name, number in merged.items():
+            if not 0 < number <= MAX_PROVIDER_RATE:  # also refuses nan
+                raise ValueError(
+                    f"{name}: expected requests per second above 0 and at most "
+                    f"{MAX_PROVIDER_RATE:g}, got {number:g}"
+                )
+        return merged
 
     @field_validator("proxies", mode="before")
     @classmethod

@@ -36,6 +36,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "poll_overlap_sessions": ["0", "101", "five"],
     "provider_timeout_seconds": ["0", "-1", "inf", "nan"],
     "provider_retries": ["-1", "11"],
+    "provider_concurrency": ["0", "many", "2.5", "65", "yahoo=0", "bogus=2", ""],
+    "provider_rate": ["0", "-1", "inf", "nan", "yahoo=fast", "bogus=1", "=2", "stooq=0"],
     "bad_tick_pct": ["0", "inf"],
     "webhook_allow_private": ["sometimes"],
     "log_level": ["verbose"],
@@ -61,6 +63,30 @@ def test_a_bad_value_is_one_line_naming_the_setting(field: str, value: str) -> N
     message = str(refused.value)
     assert message.startswith(f"invalid setting CROSSWATCH_{field.upper()}: ")
     assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "rates"),
+    [
+        (None, {"yahoo": 2.0, "stooq": 1.0, "fred": 2.0}),
+        ("3", {"yahoo": 3.0, "stooq": 3.0, "fred": 3.0}),
+        ("yahoo=5", {"yahoo": 5.0, "stooq": 1.0, "fred": 2.0}),
+        ("stooq=0.5, 3", {"yahoo": 3.0, "stooq": 0.5, "fred": 3.0}),
+        ("csv=10", {"yahoo": 2.0, "stooq": 1.0, "fred": 2.0, "csv": 10.0}),
+    ],
+)
+def test_provider_rate_is_one_number_for_remote_providers_or_per_provider(
+    given: str | None, rates: dict[str, float]
+) -> None:
+    overrides = {} if given is None else {"provider_rate": given}
+    assert load_settings(_env_file=None, **overrides).provider_rate == rates
+
+
+def test_provider_concurrency_is_one_number_or_per_provider() -> None:
+    every = load_settings(_env_file=None).provider_concurrency
+    assert every == {"yahoo": 4, "stooq": 4, "fred": 4, "csv": 4}
+    mixed = load_settings(_env_file=None, provider_concurrency="8,yahoo=2").provider_concurrency
+    assert mixed == {"yahoo": 2, "stooq": 8, "fred": 8, "csv": 8}
 
 
 def test_poll_time_before_the_close_says_why() -> None:

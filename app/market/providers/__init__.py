@@ -30,6 +30,11 @@ Decisions
   ``^DJI``→``^dji``, US tickers ``IWM``→``iwm.us``; ``^RUT`` unsupported. FRED:
   ``^GSPC``→``SP500``, ``^IXIC``→``NASDAQCOM``, ``^DJI``→``DJIA``; nothing else.
   CSV: ``{CSV_DIR}/{SYMBOL}.csv`` or without ``^``, any case.
+- **Limits:** each provider has a ``ProviderLimit`` (``limits``): at most
+  ``PROVIDER_CONCURRENCY`` requests in flight and ``PROVIDER_RATE`` requests per
+  second (Yahoo 2, FRED 2, Stooq 1, csv unpaced by default). A 429 pauses every
+  request to that provider for its ``Retry-After`` and halves its rate until the next
+  poll (``ProviderChain.new_poll``).
 - **Proxies are loud:** the chain tries ``proxies[symbol]`` only after every provider
   failed for the symbol itself; ``FetchResult.instrument`` then names the proxy and
   ``ChainResult.is_proxy`` is true. A proxy's price level differs from the index's:
@@ -37,6 +42,8 @@ Decisions
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import httpx
 
@@ -53,6 +60,7 @@ from app.market.providers.base import (
 from app.market.providers.chain import AllProvidersFailed, Attempt, ChainResult, ProviderChain
 from app.market.providers.csvdir import CsvDirProvider
 from app.market.providers.fred import FredProvider
+from app.market.providers.limits import ProviderLimit
 from app.market.providers.stooq import StooqProvider
 from app.market.providers.yahoo import YahooProvider
 from app.settings import Settings
@@ -68,6 +76,7 @@ __all__ = [
     "Provider",
     "ProviderChain",
     "ProviderError",
+    "ProviderLimit",
     "ProviderNotConfigured",
     "ProviderUnavailable",
     "RetryPolicy",
@@ -75,27 +84,52 @@ __all__ = [
     "SymbolNotSupported",
     "YahooProvider",
     "build_chain",
+    "build_limits",
     "build_providers",
 ]
 
 
+def build_limits(settings: Settings) -> dict[str, ProviderLimit]:
+    """One ``ProviderLimit`` per configured provider, from ``PROVIDER_CONCURRENCY`` and
+    ``PROVIDER_RATE`` (a provider without a rate is not paced)."""
+    return {
+        name: ProviderLimit(
+            name,
+            concurrency=settings.provider_concurrency[name],
+            rate=settings.provider_rate.get(name),
+        )
+        for name in settings.providers
+    }
+
+
 def build_providers(
-    settings: Settings, client: httpx.AsyncClient, *, retry: RetryPolicy | None = None
+    settings: Settings,
+    client: httpx.AsyncClient,
+    *,
+    retry: RetryPolicy | None = None,
+    limits: Mapping[str, ProviderLimit] | None = None,
 ) -> list[Provider]:
     """The providers named in ``settings.providers``, in that order, sharing ``client``.
 
     ``retry`` defaults to ``settings.provider_retries`` with the standard back-off.
+    ``limits`` (by provider name) pace each provider's requests; none by default.
     A provider whose key or folder is missing is still built: it fails with
     ``ProviderNotConfigured`` at fetch time, which the chain records and skips.
     """
     policy = retry or RetryPolicy(retries=settings.provider_retries)
     timeout = settings.provider_timeout_seconds
+    limits = limits or {}
     providers: list[Provider] = []
     for name in settings.providers:
+        limit = limits.get(name)
         if name == "yahoo":
             providers.append(
                 YahooProvider(
-                    client, base_url=settings.yahoo_base_url, timeout=timeout, retry=policy
+                    client,
+                    base_url=settings.yahoo_base_url,
+                    timeout=timeout,
+                    retry=policy,
+                    limit=limit,
                 )
             )
         elif name == "stooq":
@@ -106,6 +140,7 @@ def build_providers(
                     api_key=settings.stooq_api_key,
                     timeout=timeout,
                     retry=policy,
+                    limit=limit,
                 )
             )
         elif name == "fred":
@@ -116,10 +151,11 @@ def build_providers(
                     api_key=settings.fred_api_key,
                     timeout=timeout,
                     retry=policy,
+                    limit=limit,
                 )
             )
         elif name == "csv":
-            providers.append(CsvDirProvider(settings.csv_dir))
+            providers.append(CsvDirProvider(settings.csv_dir, limit=limit))
         else:
             raise ValueError(f"unknown provider {name!r}")
     return providers
@@ -128,5 +164,11 @@ def build_providers(
 def build_chain(
     settings: Settings, client: httpx.AsyncClient, *, retry: RetryPolicy | None = None
 ) -> ProviderChain:
-    """``build_providers`` wrapped in a chain with the configured proxies."""
-    return ProviderChain(build_providers(settings, client, retry=retry), settings.proxies)
+    """``build_providers`` wrapped in a chain with the configured proxies, each provider
+    limited by the settings (``build_limits``)."""
+    limits = build_limits(settings)
+    return ProviderChain(
+        build_providers(settings, client, retry=retry, limits=limits),
+        settings.proxies,
+        limits=limits,
+    )

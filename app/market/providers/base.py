@@ -31,11 +31,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import WaitBaseT, wait_exponential_jitter
 
 from app.market.bars import Bar, FetchResult
+from app.market.providers.limits import MAX_RETRY_AFTER_SECONDS, ProviderLimit
 
 T = TypeVar("T")
-
-#: Longest ``Retry-After`` we honour; a longer one is the next poll's business.
-MAX_RETRY_AFTER_SECONDS = 60.0
 
 
 class Provider(Protocol):
@@ -154,20 +152,22 @@ async def http_get(
     *,
     params: Mapping[str, str | int],
     timeout: float,
+    limit: ProviderLimit | None = None,
 ) -> httpx.Response:
     """One GET; transport failures and 429/5xx become ``ProviderUnavailable``.
 
+    With a ``limit``, the GET waits its turn (a slot, the provider's pace, the end of
+    any pause), and a 429 backs the whole provider off (``ProviderLimit.back_off``).
     Other statuses are returned for the provider to interpret (Yahoo and FRED put
     their error text in 4xx bodies). Reasons never include the URL: it may hold a key.
     """
-    try:
-        response = await client.get(url, params=params, timeout=timeout)
-    except httpx.TimeoutException:
-        raise ProviderUnavailable(f"{vendor} did not answer within {timeout:g} s") from None
-    except httpx.TransportError as exc:
-        raise ProviderUnavailable(
-            f"{vendor} could not be reached: {type(exc).__name__}: {exc}"
-        ) from None
+    if limit is None:
+        response = await _get(client, vendor, url, params=params, timeout=timeout)
+    else:
+        async with limit.turn() as ticket:
+            response = await _get(client, vendor, url, params=params, timeout=timeout)
+            if response.status_code == 429:
+                limit.back_off(_retry_after_seconds(response), ticket=ticket)
     if response.status_code == 429:
         raise ProviderUnavailable(
             f"{vendor} rate limit: HTTP 429 {body_excerpt(response)}".rstrip(),
@@ -178,6 +178,24 @@ async def http_get(
             f"{vendor} server error: HTTP {response.status_code} {body_excerpt(response)}".rstrip()
         )
     return response
+
+
+async def _get(
+    client: httpx.AsyncClient,
+    vendor: str,
+    url: str,
+    *,
+    params: Mapping[str, str | int],
+    timeout: float,
+) -> httpx.Response:
+    try:
+        return await client.get(url, params=params, timeout=timeout)
+    except httpx.TimeoutException:
+        raise ProviderUnavailable(f"{vendor} did not answer within {timeout:g} s") from None
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(
+            f"{vendor} could not be reached: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def body_excerpt(response: httpx.Response, limit: int = 80) -> str:

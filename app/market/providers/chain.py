@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from app.market.bars import FetchResult
 from app.market.providers.base import Provider, ProviderError
+from app.market.providers.limits import ProviderLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +57,29 @@ class ProviderChain:
     for the symbol, and the result's ``instrument`` then names the proxy.
     """
 
-    def __init__(self, providers: Sequence[Provider], proxies: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        proxies: Mapping[str, str],
+        *,
+        limits: Mapping[str, ProviderLimit] | None = None,
+    ) -> None:
         if not providers:
             raise ValueError("a provider chain needs at least one provider")
         self.providers = list(providers)
         self.proxies = {symbol.upper(): proxy for symbol, proxy in proxies.items()}
+        self.limits = dict(limits or {})
+
+    @property
+    def concurrency(self) -> int:
+        """How many symbols a poll fetches at once: the most any provider takes (each
+        provider's own limit still bounds the requests sent to it)."""
+        return max((limit.concurrency for limit in self.limits.values()), default=1)
+
+    def new_poll(self) -> None:
+        """Each poll starts at the configured rates: a back-off lasts one poll."""
+        for limit in self.limits.values():
+            limit.reset()
 
     def instruments(self, symbol: str) -> list[str]:
         """What a fetch of ``symbol`` may ask for, in order: itself, then its proxy."""

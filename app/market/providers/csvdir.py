@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import math
+from contextlib import nullcontext
 from datetime import date, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from app.market.providers.base import (
     ProviderNotConfigured,
     closed_result,
 )
+from app.market.providers.limits import ProviderLimit
 
 _OPTIONAL = ("open", "high", "low", "volume")
 
@@ -30,19 +32,26 @@ class CsvDirProvider:
 
     name = "csv"
 
-    def __init__(self, csv_dir: Path | None) -> None:
+    def __init__(self, csv_dir: Path | None, *, limit: ProviderLimit | None = None) -> None:
         self._dir = csv_dir
+        self._limit = limit
 
     async def fetch(self, symbol: str, since: date | None, *, now: datetime) -> FetchResult:
         if self._dir is None:
             raise ProviderNotConfigured("the csv provider needs CROSSWATCH_CSV_DIR")
-        path = await asyncio.to_thread(find_symbol_file, self._dir, symbol)
-        try:
-            text = await asyncio.to_thread(path.read_text, encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadResponse(f"cannot read {path.name}: {exc}") from None
-        bars = parse_bars_csv(text, path.name)
+        async with self._limit.turn() if self._limit is not None else nullcontext():
+            # Off the event loop: a large file takes milliseconds to read and parse.
+            bars = await asyncio.to_thread(_load, self._dir, symbol)
         return closed_result(self.name, symbol, bars, since)
+
+
+def _load(folder: Path, symbol: str) -> list[Bar]:
+    path = find_symbol_file(folder, symbol)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadResponse(f"cannot read {path.name}: {exc}") from None
+    return parse_bars_csv(text, path.name)
 
 
 def find_symbol_file(folder: Path, symbol: str) -> Path:

@@ -26,6 +26,7 @@ from app.market.providers.base import (
     closed_result,
     http_get,
 )
+from app.market.providers.limits import ProviderLimit
 
 FRED_SERIES = {"^GSPC": "SP500", "^IXIC": "NASDAQCOM", "^DJI": "DJIA"}
 #: FRED's maximum page size.
@@ -56,12 +57,14 @@ class FredProvider:
         api_key: str | None,
         timeout: float = 20.0,
         retry: RetryPolicy | None = None,
+        limit: ProviderLimit | None = None,
     ) -> None:
         self._client = client
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
+        self._limit = limit
 
     async def fetch(self, symbol: str, since: date | None, *, now: datetime) -> FetchResult:
         series_id = fred_series(symbol)
@@ -100,7 +103,12 @@ class FredProvider:
 
         async def attempt() -> dict[str, Any]:
             response = await http_get(
-                self._client, "FRED", url, params=params, timeout=self._timeout
+                self._client,
+                "FRED",
+                url,
+                params=params,
+                timeout=self._timeout,
+                limit=self._limit,
             )
             return _envelope(response)
 

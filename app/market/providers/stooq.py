@@ -32,6 +32,7 @@ from app.market.providers.base import (
     closed_result,
     http_get,
 )
+from app.market.providers.limits import ProviderLimit
 
 STOOQ_INDEX_SYMBOLS = {"^GSPC": "^spx", "^IXIC": "^ndq", "^DJI": "^dji"}
 _US_TICKER = re.compile(r"[A-Z][A-Z0-9-]{0,9}")
@@ -61,12 +62,14 @@ class StooqProvider:
         api_key: str | None,
         timeout: float = 20.0,
         retry: RetryPolicy | None = None,
+        limit: ProviderLimit | None = None,
     ) -> None:
         self._client = client
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
+        self._limit = limit
 
     async def fetch(self, symbol: str, since: date | None, *, now: datetime) -> FetchResult:
         vendor_symbol = stooq_symbol(symbol)
@@ -81,7 +84,12 @@ class StooqProvider:
 
         async def attempt() -> list[Bar]:
             response = await http_get(
-                self._client, "Stooq", url, params=params, timeout=self._timeout
+                self._client,
+                "Stooq",
+                url,
+                params=params,
+                timeout=self._timeout,
+                limit=self._limit,
             )
             return parse_stooq_csv(response, vendor_symbol)
 

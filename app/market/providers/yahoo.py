@@ -42,6 +42,7 @@ from app.market.providers.base import (
     closed_result,
     http_get,
 )
+from app.market.providers.limits import ProviderLimit
 
 #: ``period1`` for a full-history request: 1900-01-01 UTC (older series start later).
 FULL_HISTORY_PERIOD1 = -2208988800
@@ -61,11 +62,13 @@ class YahooProvider:
         base_url: str,
         timeout: float = 20.0,
         retry: RetryPolicy | None = None,
+        limit: ProviderLimit | None = None,
     ) -> None:
         self._client = client
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
+        self._limit = limit
 
     async def fetch(self, symbol: str, since: date | None, *, now: datetime) -> FetchResult:
         if not symbol or any(ch.isspace() or ch == "/" for ch in symbol):
@@ -86,7 +89,12 @@ class YahooProvider:
 
         async def attempt() -> list[Bar]:
             response = await http_get(
-                self._client, "Yahoo", url, params=params, timeout=self._timeout
+                self._client,
+                "Yahoo",
+                url,
+                params=params,
+                timeout=self._timeout,
+                limit=self._limit,
             )
             return parse_chart(response, symbol, now=now)
 
