@@ -1,5 +1,11 @@
 """The poll job: fetch each symbol's missing sessions, validate, store, detect, enqueue.
 
+Symbols are fetched concurrently (``ProviderChain.concurrency`` at once; each provider's
+``ProviderLimit`` bounds and paces the requests sent to it) while one writer stores
+what arrives. Every store read and write, detection and the brief run in a worker
+thread, so the event loop (and the API beside it in ``serve``) keeps answering during
+a poll of thousands of symbols.
+
 Fetched symbols are stored in batches (up to ``BATCH_SYMBOLS``): one transaction per
 batch holds the bulk upsert, the events it produces, their outbox rows and the poll
 results, so a failure leaves the store exactly as it was and a crash never leaves an
@@ -11,7 +17,9 @@ written in its own transactions so that a failed poll is still on record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,46 +104,17 @@ class Poller:
         on_progress: Callable[[PollProgress], None] | None = None,
     ) -> PollReport:
         """Poll ``symbols`` (default: the tracked ones). ``on_progress`` is called once
-        per symbol fetched (or failed), with the counts so far."""
+        per symbol fetched (or failed), with the counts so far; ``RUNNING_POLLS`` holds
+        the same counts for the status page."""
         started = time.perf_counter()
-        with self.db.transaction() as session:
-            wanted = list(symbols) if symbols else repository.tracked_symbols(session)
-            if not wanted:
-                wanted = list(self.settings.symbols)
-            repository.ensure_symbols(session, wanted, now=self.clock())
-            run_id = polls.start_run(session, trigger, now=self.clock())
-        outcomes: list[SymbolOutcome] = []
-        pending: list[_Pending] = []
-        added = failed = 0  # sessions added by the batches stored so far; symbols failed
-
-        def store() -> None:
-            nonlocal pending, added, failed
-            self._store(run_id, pending)
-            added += sum(p.outcome.added for p in pending)
-            failed += sum(1 for p in pending if p.outcome.error)
-            pending = []
-
-        for symbol in wanted:
-            fetched = await self._fetch_symbol(run_id, symbol)
-            if isinstance(fetched, SymbolOutcome):
-                outcomes.append(fetched)
-                failed += 1
-            else:
-                if any(p.write.symbol == fetched.write.symbol for p in pending):
-                    store()
-                pending.append(fetched)
-                outcomes.append(fetched.outcome)
-                if len(pending) >= BATCH_SYMBOLS:
-                    store()
-            if on_progress is not None:
-                on_progress(PollProgress(len(outcomes), len(wanted), added, failed))
-        store()
-        with self.db.transaction() as session:
-            status = polls.finish_run(session, run_id, outcomes, now=self.clock())
-            if any(o.added for o in outcomes):
-                # Live only when a session newer than the store held was added: a
-                # backfill's brief is history, stored but never pushed.
-                self._daily_brief(session, live=any(o.added and not o.backfill for o in outcomes))
+        wanted, run_id = await asyncio.to_thread(self._start, symbols, trigger)
+        self.chain.new_poll()
+        RUNNING_POLLS.update(self.db.url, run_id, PollProgress(0, len(wanted), 0, 0))
+        try:
+            outcomes = await self._fetch_and_store(run_id, wanted, on_progress)
+            status = await asyncio.to_thread(self._finish, run_id, outcomes)
+        finally:
+            RUNNING_POLLS.end(self.db.url, run_id)
         report = PollReport(run_id, status, outcomes, time.perf_counter() - started)
         log.info(
             "poll finished",
@@ -152,27 +131,106 @@ class Poller:
             self.on_committed(report)
         return report
 
-    async def _fetch_symbol(self, run_id: int, symbol: str) -> SymbolOutcome | _Pending:
-        """Fetch and validate one symbol: its outcome if it failed, else what to store."""
+    def _start(self, symbols: Sequence[str] | None, trigger: str) -> tuple[list[str], int]:
+        with self.db.transaction() as session:
+            wanted = list(symbols) if symbols else repository.tracked_symbols(session)
+            if not wanted:
+                wanted = list(self.settings.symbols)
+            repository.ensure_symbols(session, wanted, now=self.clock())
+            return wanted, polls.start_run(session, trigger, now=self.clock())
+
+    def _finish(self, run_id: int, outcomes: list[SymbolOutcome]) -> str:
+        with self.db.transaction() as session:
+            status = polls.finish_run(session, run_id, outcomes, now=self.clock())
+            if any(o.added for o in outcomes):
+                # Live only when a session newer than the store held was added: a
+                # backfill's brief is history, stored but never pushed.
+                self._daily_brief(session, live=any(o.added and not o.backfill for o in outcomes))
+        return status
+
+    async def _fetch_and_store(
+        self,
+        run_id: int,
+        wanted: list[str],
+        on_progress: Callable[[PollProgress], None] | None,
+    ) -> list[SymbolOutcome]:
+        """Fetch ``wanted`` with ``chain.concurrency`` workers; store as results arrive.
+
+        This coroutine is the only writer: it stores batches, proxies and failures in
+        a thread, one at a time, while the workers go on fetching. Outcomes come back
+        in the order of ``wanted``.
+        """
+        arrived: asyncio.Queue[tuple[int, _Fetched | BaseException]] = asyncio.Queue(
+            maxsize=BATCH_SYMBOLS
+        )
+        todo = iter(enumerate(wanted))
+
+        async def work() -> None:
+            for index, symbol in todo:
+                try:
+                    fetched: _Fetched | BaseException = await self._fetch_symbol(symbol)
+                except Exception as exc:  # a bug: handed to the writer, which raises it
+                    fetched = exc
+                await arrived.put((index, fetched))
+
+        workers = [
+            asyncio.create_task(work(), name=f"poll-{run_id}-fetch-{n}")
+            for n in range(min(self.chain.concurrency, len(wanted)))
+        ]
+        slots: list[SymbolOutcome | None] = [None] * len(wanted)
+        pending: list[_Pending] = []
+        added = failed = 0  # sessions added by the batches stored so far; symbols failed
+
+        async def store() -> None:
+            nonlocal pending, added, failed
+            batch, pending = pending, []
+            await asyncio.to_thread(self._store, run_id, batch)
+            added += sum(p.outcome.added for p in batch)
+            failed += sum(1 for p in batch if p.outcome.error)
+
+        try:
+            for done in range(1, len(wanted) + 1):
+                index, fetched = await arrived.get()
+                if isinstance(fetched, BaseException):
+                    raise fetched
+                if isinstance(fetched, _Proxied):
+                    await asyncio.to_thread(self._store_proxy, run_id, fetched)
+                    slots[index] = fetched.outcome
+                    failed += 1
+                elif isinstance(fetched, SymbolOutcome):
+                    await asyncio.to_thread(self._record_failure, run_id, fetched)
+                    slots[index] = fetched
+                    failed += 1
+                else:
+                    if any(p.write.symbol == fetched.write.symbol for p in pending):
+                        await store()
+                    pending.append(fetched)
+                    slots[index] = fetched.outcome
+                    if len(pending) >= BATCH_SYMBOLS:
+                        await store()
+                counts = PollProgress(done, len(wanted), added, failed)
+                RUNNING_POLLS.update(self.db.url, run_id, counts)
+                if on_progress is not None:
+                    on_progress(counts)
+            await store()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return [outcome for outcome in slots if outcome is not None]
+
+    async def _fetch_symbol(self, symbol: str) -> _Fetched:
+        """Fetch and validate one symbol: its outcome if it failed, else what to store.
+        Nothing is written here: the writer records it."""
         outcome = SymbolOutcome(symbol)
         now = self.clock()
-        # Each instrument (the symbol, its proxy) is fetched from its own stored newest
-        # session back the overlap, and validated against its own left neighbour.
-        overlap = self.settings.poll_overlap_sessions
-        since: dict[str, date | None] = {}
-        left: dict[str, tuple[date, float] | None] = {}
-        with self.db.transaction(write=False) as session:
-            for instrument in self.chain.instruments(symbol):
-                since[instrument] = start = repository.session_before(session, instrument, overlap)
-                left[instrument] = (
-                    repository.bar_before(session, instrument, start) if start else None
-                )
+        since, left = await asyncio.to_thread(self._windows, symbol)
         try:
             fetched = await self.chain.fetch(symbol, since, now=now)
         except AllProvidersFailed as exc:
             outcome.error = exc.reason
             outcome.attempts = [(a.provider, a.instrument, a.reason) for a in exc.attempts]
-            return self._record_failure(run_id, outcome)
+            return outcome
         result = fetched.result
         outcome.attempts = [(a.provider, a.instrument, a.reason) for a in fetched.attempts]
         outcome.source, outcome.instrument = result.source, result.instrument
@@ -186,7 +244,7 @@ class Poller:
         except BadData as exc:
             outcome.error = f"rejected {result.source} response: {exc.reason}"
             outcome.attempts.append((result.source, result.instrument, outcome.error))
-            return self._record_failure(run_id, outcome)
+            return outcome
         outcome.rejected = checked.rejected
         write = repository.BarWrite(symbol, checked.accepted, result.source, result.instrument)
         if not fetched.is_proxy:
@@ -199,12 +257,33 @@ class Poller:
             ),
             SymbolOutcome(result.instrument),
         )
+        return _Proxied(proxy, outcome)
+
+    def _windows(
+        self, symbol: str
+    ) -> tuple[dict[str, date | None], dict[str, tuple[date, float] | None]]:
+        """Each instrument (the symbol, its proxy) is fetched from its own stored newest
+        session back the overlap, and validated against its own left neighbour."""
+        overlap = self.settings.poll_overlap_sessions
+        since: dict[str, date | None] = {}
+        left: dict[str, tuple[date, float] | None] = {}
+        with self.db.transaction(write=False) as session:
+            for instrument in self.chain.instruments(symbol):
+                since[instrument] = start = repository.session_before(session, instrument, overlap)
+                left[instrument] = (
+                    repository.bar_before(session, instrument, start) if start else None
+                )
+        return since, left
+
+    def _store_proxy(self, run_id: int, proxied: _Proxied) -> None:
+        proxy, outcome = proxied.proxy, proxied.outcome
         self._store(run_id, [proxy])
         outcome.error = (
-            f"every provider failed for {symbol}; proxy {result.instrument} was fetched "
-            f"instead and stored as {result.instrument} ({proxy.outcome.added} sessions added)"
+            f"every provider failed for {outcome.symbol}; proxy {proxy.write.symbol} was "
+            f"fetched instead and stored as {proxy.write.symbol} "
+            f"({proxy.outcome.added} sessions added)"
         )
-        return self._record_failure(run_id, outcome)
+        self._record_failure(run_id, outcome)
 
     def _daily_brief(self, session: Session, *, live: bool) -> None:
         """One ``daily_brief`` per newest session, after a poll that added one: its lines
@@ -280,3 +359,44 @@ class _Pending:
 
     write: repository.BarWrite
     outcome: SymbolOutcome
+
+
+@dataclass
+class _Proxied:
+    """A symbol every provider failed, whose proxy instrument was fetched instead."""
+
+    proxy: _Pending
+    outcome: SymbolOutcome
+
+
+#: What a fetch hands the writer: a failure's outcome, bars to store, or a proxy's.
+_Fetched = SymbolOutcome | _Pending | _Proxied
+
+
+class RunningPolls:
+    """The progress of the polls running in this process, by store URL and run id.
+
+    Kept in memory because it changes once per symbol: the status of a store, read in
+    the same process (``serve`` runs the scheduler beside the API), shows "n of N".
+    A poll run by another process shows as running, without counts.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._polls: dict[str, dict[int, PollProgress]] = {}
+
+    def update(self, store: str, run_id: int, progress: PollProgress) -> None:
+        with self._lock:
+            self._polls.setdefault(store, {})[run_id] = progress
+
+    def end(self, store: str, run_id: int) -> None:
+        with self._lock:
+            self._polls.get(store, {}).pop(run_id, None)
+
+    def of(self, store: str) -> dict[int, PollProgress]:
+        """Run id → progress of the polls of ``store`` running now."""
+        with self._lock:
+            return dict(self._polls.get(store, {}))
+
+
+RUNNING_POLLS = RunningPolls()

@@ -6,15 +6,16 @@ per-symbol results, the delivery facts, and the clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.jobs.poll import PollProgress
 from app.market import calendar
 from app.market.models import PollResult, PollRun
 from app.status.health import StoreProblem
 from app.status.repository import DeliveryFacts, aware
-from app.status.schemas import Component, State
+from app.status.schemas import Component, PollInProgress, State
 
 POLL_GRACE = timedelta(minutes=30)
 POLL_STUCK = timedelta(hours=1)
@@ -60,10 +61,18 @@ def store(problem: StoreProblem | None) -> Component:
     return Component(name="store", kind="store", state=problem.state, reason=problem.reason)
 
 
-def scheduler(runs: Sequence[Run], now: datetime, delay: timedelta) -> Component:
-    """Do polls run on time, and did the last one finish well?"""
+def scheduler(
+    runs: Sequence[Run],
+    now: datetime,
+    delay: timedelta,
+    running: Mapping[int, PollProgress] | None = None,
+) -> Component:
+    """Do polls run on time, and did the last one finish well? ``running`` (run id →
+    progress) are the polls this process is running: the newest says "n of N"."""
     next_at = calendar.next_poll_time(now, delay)
-    details: dict[str, str | int | float | None] = {"next_poll_at": next_at.isoformat()}
+    details: dict[str, str | int | float | PollInProgress | None] = {
+        "next_poll_at": next_at.isoformat()
+    }
     if not runs:
         return Component(
             name="scheduler",
@@ -81,6 +90,19 @@ def scheduler(runs: Sequence[Run], now: datetime, delay: timedelta) -> Component
         )
     state: State = "operational"
     reason = f"last poll #{latest.id} {latest.status} at {stamp(latest.started_at)}"
+    progress = (running or {}).get(latest.id) if latest.status == "running" else None
+    if progress is not None:
+        details["in_progress"] = PollInProgress(
+            run=latest.id,
+            done=progress.done,
+            total=progress.total,
+            added=progress.added,
+            failed=progress.failed,
+        )
+        reason = (
+            f"poll #{latest.id} in progress: {progress.done:,} of {progress.total:,} symbols "
+            f"({progress.failed:,} failed), started {stamp(latest.started_at)}"
+        )
     running_for = now - aware(latest.started_at)
     if latest.status == "running" and running_for > POLL_STUCK:
         state, reason = (

@@ -21,8 +21,19 @@ def _once_known() -> Any:
     return Field(default=None, exclude_if=_is_none)
 
 
+class PollInProgress(BaseModel):
+    """A poll running in the process that serves this status: ``done`` of ``total``."""
+
+    run: int
+    done: int = Field(description="Symbols fetched or failed so far")
+    total: int = Field(description="Symbols this poll fetches")
+    added: int = Field(description="Sessions added by the batches stored so far")
+    failed: int = Field(description="Symbols failed so far")
+
+
 class SchedulerDetails(BaseModel):
     next_poll_at: str
+    in_progress: PollInProgress | None = _once_known()
     last_run: int | None = _once_known()
     last_status: str | None = _once_known()
     last_started_at: str | None = _once_known()

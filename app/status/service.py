@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import Database
 from app.errors import Unavailable
+from app.jobs.poll import RUNNING_POLLS
 from app.jobs.scheduler import close_delay
 from app.market import calendar, polls
 from app.settings import Settings
@@ -105,7 +106,8 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
             for event in repository.recent_events(session)
         ]
         facts = repository.delivery_facts(session, now, DELIVERY_WINDOW)
-    parts = [store, components.scheduler(runs, now, delay)]
+    running = RUNNING_POLLS.of(db.url)
+    parts = [store, components.scheduler(runs, now, delay, running)]
     parts += [components.provider(name, runs) for name in settings.providers]
     if facts is not None:
         parts.append(components.delivery_worker(facts, now))

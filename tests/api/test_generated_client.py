@@ -67,6 +67,7 @@ OPTIONAL = {
     ("SchedulerDetails", "last_status"),
     ("SchedulerDetails", "last_started_at"),
     ("SchedulerDetails", "last_duration_seconds"),
+    ("SchedulerDetails", "in_progress"),
     ("DeliveryWorkerDetails", "oldest_due_age_seconds"),
     ("Problem", "errors"),
 }
