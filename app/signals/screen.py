@@ -12,7 +12,7 @@ import csv
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +59,7 @@ CSV_COLUMNS = (
 class Filters:
     """What a screen keeps; None leaves a figure unfiltered."""
 
-    regime: Literal["golden", "death"] | None = None
+    regime: str | None = None  # "golden" or "death"
     max_flat_sessions_to_cross: int | None = None
     min_gap_pct: float | None = None
     max_gap_pct: float | None = None
