@@ -30,8 +30,10 @@ from app.signals.schemas import (
     EventType,
     IsoDate,
     Regime,
+    ScanEvent,
     ScanResult,
     ScreenResult,
+    ScreenSort,
     Signal,
     SignalList,
     StoredText,
@@ -337,27 +339,6 @@ def list_events(
     )
 
 
-ScanEvent = Literal["golden_cross", "death_cross", "peak", "trough", "cross_approaching"]
-SortField = Literal[
-    "close",
-    "change_pct",
-    "gap_pct",
-    "trigger_close",
-    "trigger_distance_pct",
-    "flat_sessions_to_cross",
-    "drawdown_pct",
-    "return_pct",
-    "relative_volume",
-    "-close",
-    "-change_pct",
-    "-gap_pct",
-    "-trigger_close",
-    "-trigger_distance_pct",
-    "-flat_sessions_to_cross",
-    "-drawdown_pct",
-    "-return_pct",
-    "-relative_volume",
-]
 Percent = Annotated[float | None, Query(ge=-1e9, le=1e9)]
 
 
@@ -387,7 +368,7 @@ def screen(
     max_drawdown_pct: Percent = None,
     event: Annotated[ScanEvent | None, Query()] = None,
     within: Annotated[int, Query(ge=1, le=10000, description="Sessions to look back")] = 5,
-    sort: Annotated[SortField | None, Query(description="A figure; `-name` descending")] = None,
+    sort: Annotated[ScreenSort | None, Query(description="A figure; `-name` descending")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 50,
 ) -> ScreenResult | Response:
     query = service.ScreenQuery(

@@ -45,6 +45,39 @@ StoredText = Annotated[str, AfterValidator(_without_nul)]
 UtcDatetime = Annotated[datetime, AfterValidator(_assume_utc)]
 
 
+class ScanEvent(StrEnum):
+    """The events a scan or a screen can look back for."""
+
+    golden_cross = "golden_cross"
+    death_cross = "death_cross"
+    peak = "peak"
+    trough = "trough"
+    cross_approaching = "cross_approaching"
+
+
+class ScreenSort(StrEnum):
+    """A screen's sort: a numeric figure of its rows, ascending, or ``-figure`` descending."""
+
+    close = "close"
+    change_pct = "change_pct"
+    gap_pct = "gap_pct"
+    trigger_close = "trigger_close"
+    trigger_distance_pct = "trigger_distance_pct"
+    flat_sessions_to_cross = "flat_sessions_to_cross"
+    drawdown_pct = "drawdown_pct"
+    return_pct = "return_pct"
+    relative_volume = "relative_volume"
+    close_desc = "-close"
+    change_pct_desc = "-change_pct"
+    gap_pct_desc = "-gap_pct"
+    trigger_close_desc = "-trigger_close"
+    trigger_distance_pct_desc = "-trigger_distance_pct"
+    flat_sessions_to_cross_desc = "-flat_sessions_to_cross"
+    drawdown_pct_desc = "-drawdown_pct"
+    return_pct_desc = "-return_pct"
+    relative_volume_desc = "-relative_volume"
+
+
 class Regime(StrEnum):
     """Which average is above: ``golden`` (fast above slow) or ``death``."""
 
