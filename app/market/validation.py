@@ -74,7 +74,7 @@ def validate_bars(
     # One calendar look-up for the whole response, not one per bar.
     first = max(min(bars[0].session, bars[-1].session), EARLIEST_SESSION)
     last = min(max(bars[0].session, bars[-1].session), today)
-    sessions = frozenset(calendar.sessions_between(first, last))
+    sessions = _sessions(first, last)
     rejected: list[tuple[date | None, str]] = []
     candidates: list[Bar] = []
     for bar in bars:
@@ -112,6 +112,12 @@ def _last_closed(minute: datetime) -> date:
     """:func:`calendar.last_closed_session` of a whole minute: closes fall on whole
     minutes, so every instant of that minute has the same answer (one poll asks once)."""
     return calendar.last_closed_session(minute)
+
+
+@lru_cache(maxsize=64)
+def _sessions(first: date, last: date) -> frozenset[date]:
+    """The sessions from ``first`` to ``last``: the symbols of one poll share a window."""
+    return frozenset(calendar.sessions_between(first, last))
 
 
 def _check_order(bars: list[Bar]) -> None:
