@@ -20,11 +20,17 @@ from tests.conftest import fixed_clock
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    scheduler_level = logging.getLogger("apscheduler").level
+    # uvicorn sets its own loggers' levels when a test starts a server (log_level=...):
+    # these tests start from the levels a fresh process has.
+    names = ("apscheduler", "uvicorn", "uvicorn.error", "uvicorn.access")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    logging.getLogger("apscheduler").setLevel(scheduler_level)
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)
 
 
 def _uvicorn_startup_line() -> None:
