@@ -80,7 +80,8 @@ def test_api_and_worker_recover_from_dropped_connections_and_lose_no_delivery(
         serving(env, "--no-scheduler", "--no-worker") as (server, base),
         running(worker_args, env) as worker,
     ):
-        assert _get(f"{base}/readyz") == 200
+        # serve warms its signal book before it says ready.
+        wait_until(lambda: _get(f"{base}/readyz") == 200, 30, "the API to be ready")
         store_and_enqueue(db, [events[0]], clock())
         wait_until(lambda: delivered(0), 30, "the first fan-out")
 
