@@ -171,12 +171,12 @@ class Settings(BaseSettings):
         "the other requests wait their turn.",
     )
     db_queue_seconds: float = Field(
-        default=1.0,
+        default=2.0,
         gt=0,
         le=30,
         allow_inf_nan=False,
-        description="How long a request waits for its turn at the store before it is "
-        "answered 503 with Retry-After.",
+        description="How long a request waits for the store in all (its turn, then on "
+        "SQLite the write lock) before it is answered 503 with Retry-After.",
     )
 
     @field_validator("symbols", "providers", mode="before")

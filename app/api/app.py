@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api import problems
-from app.api.deps import Services
+from app.api.deps import Services, StoreGate
 from app.api.limits import BodyLimit
 from app.clock import Clock, system_clock
 from app.db.engine import Database
@@ -75,7 +75,8 @@ def create_app(
         owned = db is None
         database = db or Database(resolved.database_url)
         book = signal_book or SignalBook()
-        services = Services(settings=resolved, db=database, clock=clock)
+        gate = StoreGate.for_store(resolved, database)
+        services = Services(settings=resolved, db=database, gate=gate, clock=clock)
         app.state.services = services
         app.state.signal_book = book
         stop = asyncio.Event()

@@ -1,4 +1,10 @@
-"""RFC 9457 problem details: every error leaves the API as ``application/problem+json``."""
+"""RFC 9457 problem details: every error leaves the API as ``application/problem+json``.
+
+Overload is a 503 with ``Retry-After``, never a 500 or a long wait: ``StoreBusy`` (no
+turn at the store in time: ``app.api.deps.StoreGate``, ``Database.write_turn``), the
+pool out of connections, and the store turning work away for contention (SQLite's
+write lock held past the wait, PostgreSQL out of connections or a lock wait timed out).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.db.engine import StoreBusy, store_busy
 from app.errors import CrosswatchError
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
+RETRY_AFTER_SECONDS = 1
 log = logging.getLogger(__name__)
 
 
@@ -74,11 +84,25 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CrosswatchError)
     async def _domain(_request: Request, exc: CrosswatchError) -> JSONResponse:
-        if exc.status >= 500:
+        busy = isinstance(exc, StoreBusy)
+        # Shedding is counted in the request metrics (status 503), not logged per request.
+        if exc.status >= 500 and not busy:
             log.error("request failed: %s", exc.detail)
         response = problem(exc.status, exc.detail, title=exc.title)
         response.headers.update(getattr(exc, "headers", None) or {})
+        if busy:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, _exc: PoolTimeout) -> JSONResponse:
+        return await _domain(request, StoreBusy("the store is busy: every connection is in use"))
+
+    @app.exception_handler(DBAPIError)
+    async def _store_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not store_busy(exc):
+            raise exc  # a real failure: the 500 handler below logs it
+        return await _domain(request, StoreBusy("the store is busy with other work"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,7 +1,8 @@
 """Request dependencies for authentication: ``RequireKey`` and ``AdminKey``.
 
 ``Authorization: Bearer <key>``; a missing, unknown or revoked key is a 401
-problem+json with ``WWW-Authenticate: Bearer``.
+problem+json with ``WWW-Authenticate: Bearer``. The key is looked up in a read of its
+own, in a turn at the store (``app.api.deps.StoreGate``), before the endpoint's work.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Header
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.deps import ServicesDep
+from app.api.deps import Services, ServicesDep
 from app.auth.service import Identity, authenticate
 from app.errors import CrosswatchError
 
@@ -36,7 +37,7 @@ bearer = HTTPBearer(
 )
 
 
-def require_key(
+async def require_key(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -46,14 +47,18 @@ def require_key(
     token = credentials.credentials.strip() if credentials is not None else ""
     if not token:
         raise Unauthorized("the Authorization header must be: Bearer <key>")
-    with services.db.transaction(write=False) as session:
-        identity = authenticate(session, token, admin_token=services.settings.admin_token)
+    identity = await services.gate.run(_look_up, services, token)
     if identity is None:
         raise Unauthorized("the API key is unknown or revoked")
     return identity
 
 
-def require_admin(identity: Annotated[Identity, Depends(require_key)]) -> Identity:
+def _look_up(services: Services, token: str) -> Identity | None:
+    with services.db.transaction(write=False) as session:
+        return authenticate(session, token, admin_token=services.settings.admin_token)
+
+
+async def require_admin(identity: Annotated[Identity, Depends(require_key)]) -> Identity:
     if not identity.admin:
         raise Forbidden("this needs an admin key")
     return identity

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
-from app.api.deps import ReadSession, ServicesDep, WriteSession
+from app.api.deps import ReadUnit, ServicesDep, WriteUnit
 from app.api.problems import problem_responses
 from app.auth.deps import AdminKey, RequireKey
 from app.market import symbols, universes
@@ -44,11 +44,12 @@ def add_symbol(
     body: SymbolIn,
     _identity: RequireKey,
     services: ServicesDep,
-    session: WriteSession,
+    unit: WriteUnit,
     response: Response,
 ) -> Tracked:
     name = symbols.canonical(body.symbol)
-    _row, created = symbols.track(session, name, now=services.clock())
+    with unit.begin() as session:
+        _row, created = symbols.track(session, name, now=services.clock())
     if not created:
         response.status_code = 200
     return Tracked(
@@ -64,8 +65,9 @@ def add_symbol(
     summary="Stop tracking a symbol (admin; stored data is kept)",
     responses=problem_responses(403),
 )
-def remove_symbol(symbol: str, _identity: AdminKey, session: WriteSession) -> Response:
-    symbols.untrack(session, symbols.canonical(symbol))
+def remove_symbol(symbol: str, _identity: AdminKey, unit: WriteUnit) -> Response:
+    with unit.begin() as session:
+        symbols.untrack(session, symbols.canonical(symbol))
     return Response(status_code=204)
 
 
@@ -91,8 +93,9 @@ def _summary(found: universes.UniverseInfo) -> UniverseSummary:
 
 
 @universes_router.get("", response_model=UniverseList, summary="Every universe and its size")
-def list_universes(session: ReadSession) -> UniverseList:
-    found = universes.list_all(session)
+def list_universes(unit: ReadUnit) -> UniverseList:
+    with unit.begin() as session:
+        found = universes.list_all(session)
     return UniverseList(universes=[_summary(universe) for universe in found])
 
 
@@ -102,9 +105,10 @@ def list_universes(session: ReadSession) -> UniverseList:
     summary="One universe and its symbols",
     responses=problem_responses(404),
 )
-def read_universe(name: UniverseName, session: ReadSession) -> UniverseOut:
-    found = universes.info(session, name)
-    members = universes.members(session, found.name)
+def read_universe(name: UniverseName, unit: ReadUnit) -> UniverseOut:
+    with unit.begin() as session:
+        found = universes.info(session, name)
+        members = universes.members(session, found.name)
     return UniverseOut(**_summary(found).model_dump(), symbols=members)
 
 
@@ -122,11 +126,12 @@ def replace_universe(
     body: UniverseIn,
     _identity: AdminKey,
     services: ServicesDep,
-    session: WriteSession,
+    unit: WriteUnit,
     response: Response,
 ) -> UniverseReplaced:
-    replaced = universes.replace(session, name, body.symbols, now=services.clock())
-    found = universes.info(session, replaced.name)
+    with unit.begin() as session:
+        replaced = universes.replace(session, name, body.symbols, now=services.clock())
+        found = universes.info(session, replaced.name)
     if replaced.created:
         response.status_code = 201
     return UniverseReplaced(
@@ -143,6 +148,7 @@ def replace_universe(
     summary="Delete a universe (admin); its symbols stay tracked, stored data is kept",
     responses=problem_responses(401, 403, 404),
 )
-def delete_universe(name: UniverseName, _identity: AdminKey, session: WriteSession) -> Response:
-    universes.remove(session, name)
+def delete_universe(name: UniverseName, _identity: AdminKey, unit: WriteUnit) -> Response:
+    with unit.begin() as session:
+        universes.remove(session, name)
     return Response(status_code=204)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
+from weakref import WeakKeyDictionary
 
+import anyio
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.api.deps import ReadSession, Services, ServicesDep
+from app.api.deps import ReadUnit, Services, ServicesDep
 from app.api.problems import problem_responses
 from app.errors import InvalidInput, NotFound
 from app.market import repository as market
@@ -87,6 +90,49 @@ def _rendered(
     return body
 
 
+@dataclass(frozen=True)
+class _Render:
+    ticket: int  # from ``_tickets``: orders renders and the requests waiting for one
+    done: anyio.Event
+
+
+_tickets = itertools.count()
+#: Each book's render under way, if any (see ``_render``).
+_rendering: WeakKeyDictionary[service.SignalBook, _Render] = WeakKeyDictionary()
+
+
+async def _render(
+    request: Request, services: Services, key: Hashable, render: Callable[[Session], bytes]
+) -> bytes:
+    """:func:`_rendered` in the book's own turn at the store, one render at a time.
+
+    After a data change every request misses at once. One renders (reloading the book);
+    the others wait here, holding no turn and no thread. A render that started after a
+    request arrived has verified the data for it, so the request takes its body from
+    memory; one that started before may not have seen a write the request follows, so
+    the request waits for the next (one of them starts it: a check of the data versions,
+    and a body from memory unless the data changed again).
+    """
+    book = _book(request)
+    until = services.gate.deadline()
+    arrived = next(_tickets)
+    while (under_way := _rendering.get(book)) is not None:
+        await services.gate.wait(under_way.done, until=until)
+        if under_way.ticket > arrived:
+            body = book.cached_body(key, verify=False)
+            if body is not None:
+                return body
+    mine = _rendering[book] = _Render(next(_tickets), anyio.Event())
+    try:
+        # The book's turn (``shared``): what it renders serves every request.
+        return await services.gate.run(
+            _rendered, request, services, key, render, until=until, shared=True
+        )
+    finally:
+        del _rendering[book]
+        mine.done.set()
+
+
 def list_key(book: service.SignalBook, now: datetime) -> Hashable:
     """The cache key of the ``/v1/signals`` body at ``now``."""
     return ("signals", book.expected_session(now))
@@ -118,7 +164,7 @@ async def list_signals(request: Request, universe: UniverseName = None) -> Respo
             signals = service.all_signals(book, session, now, universe)
             return SignalList.model_validate({"signals": signals}).model_dump_json().encode()
 
-        return _json(await run_in_threadpool(_read, services, members))
+        return _json(await services.gate.run(_read, services, members))
     key = list_key(book, now)
     body = book.cached_body(key)
     if body is None:
@@ -127,7 +173,7 @@ async def list_signals(request: Request, universe: UniverseName = None) -> Respo
             signals = service.all_signals(book, session, now)
             return SignalList.model_validate({"signals": signals}).model_dump_json().encode()
 
-        body = await run_in_threadpool(_rendered, request, services, key, render)
+        body = await _render(request, services, key, render)
     return _json(body)
 
 
@@ -152,10 +198,10 @@ async def get_signal(
         return Signal.model_validate(signal).model_dump_json().encode()
 
     if rule != DEFAULT_RULE:
-        return _json(await run_in_threadpool(_read, services, render))
+        return _json(await services.gate.run(_read, services, render))
     body = book.cached_body(key)
     if body is None:
-        body = await run_in_threadpool(_rendered, request, services, key, render)
+        body = await _render(request, services, key, render)
     return _json(body)
 
 
@@ -165,9 +211,10 @@ def _read(services: Services, render: Callable[[Session], bytes]) -> bytes:
 
 
 @router.get("/symbols", response_model=SymbolList, summary="Tracked symbols")
-def list_symbols(session: ReadSession) -> SymbolList:
-    symbols = market.tracked_symbols(session)
-    spans = market.spans(session, symbols)
+def list_symbols(unit: ReadUnit) -> SymbolList:
+    with unit.begin() as session:
+        symbols = market.tracked_symbols(session)
+        spans = market.spans(session, symbols)
     return SymbolList(
         symbols=[
             SymbolOut(
@@ -190,16 +237,17 @@ def list_symbols(session: ReadSession) -> SymbolList:
 def get_closes(
     symbol: SymbolPath,
     request: Request,
-    session: ReadSession,
+    unit: ReadUnit,
     start: IsoDate | None = None,
     end: IsoDate | None = None,
 ) -> BarList | StreamingResponse:
     symbol = service.normalise(symbol)
     if start and end and end < start:
         raise InvalidInput(f"end {end} is before start {start}")
-    if symbol not in market.tracked_symbols(session):
-        raise NotFound(f"unknown symbol {symbol!r}: it is not tracked")
-    bars = market.read_bars(session, symbol, start, end)
+    with unit.begin() as session:
+        if symbol not in market.tracked_symbols(session):
+            raise NotFound(f"unknown symbol {symbol!r}: it is not tracked")
+        bars = market.read_bars(session, symbol, start, end)
     if "text/csv" in request.headers.get("accept", ""):
         return StreamingResponse(
             iter(list(format_bars(bars))),
@@ -232,15 +280,15 @@ def get_closes(
 def get_crosses(
     symbol: SymbolPath,
     request: Request,
-    session: ReadSession,
+    unit: ReadUnit,
     fast: Fast = 50,
     slow: Slow = 200,
     type: Kind = "sma",
     since: IsoDate | None = None,
 ) -> CrossList:
-    result = service.crosses(
-        _book(request), session, service.normalise(symbol), _rule(fast, slow, type), since
-    )
+    rule = _rule(fast, slow, type)
+    with unit.begin() as session:
+        result = service.crosses(_book(request), session, service.normalise(symbol), rule, since)
     return CrossList.model_validate(result)
 
 
@@ -252,15 +300,15 @@ def get_crosses(
 def get_turns(
     symbol: SymbolPath,
     request: Request,
-    session: ReadSession,
+    unit: ReadUnit,
     decline: Annotated[float, Query(gt=0, lt=100, description="Decline % confirming a peak")] = 20,
     rebound: Annotated[
         float, Query(gt=0, le=1000, description="Rebound % confirming a trough")
     ] = 20,
 ) -> TurnList:
-    result = service.turns(
-        _book(request), session, service.normalise(symbol), TurnRule(decline / 100, rebound / 100)
-    )
+    rule = TurnRule(decline / 100, rebound / 100)
+    with unit.begin() as session:
+        result = service.turns(_book(request), session, service.normalise(symbol), rule)
     return TurnList.model_validate(result)
 
 
@@ -273,15 +321,17 @@ def get_turns(
 def compare(
     request: Request,
     services: ServicesDep,
-    session: ReadSession,
+    unit: ReadUnit,
     symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
     start: Annotated[YtdOrDate, Query(description="`ytd` or YYYY-MM-DD")] = "ytd",
     end: IsoDate | None = None,
     universe: UniverseName = None,
 ) -> Comparison:
     book = _book(request)
-    chosen = _symbols(symbols) or book.snapshot(session).analysis.panel.symbols
-    result = service.compare(book, session, chosen, start, end, services.clock(), universe)
+    asked = _symbols(symbols)
+    with unit.begin() as session:
+        chosen = asked or book.snapshot(session).analysis.panel.symbols
+        result = service.compare(book, session, chosen, start, end, services.clock(), universe)
     return Comparison.model_validate(result)
 
 
@@ -302,7 +352,7 @@ def _symbols(raw: str | None) -> list[str]:
 )
 def scan(
     request: Request,
-    session: ReadSession,
+    unit: ReadUnit,
     event: Annotated[
         Literal["golden_cross", "death_cross", "peak", "trough", "cross_approaching"], Query()
     ] = "golden_cross",
@@ -311,13 +361,14 @@ def scan(
     universe: UniverseName = None,
 ) -> ScanResult:
     asked = _symbols(symbols) or None
-    result = service.scan(_book(request), session, event, within, asked, universe)
+    with unit.begin() as session:
+        result = service.scan(_book(request), session, event, within, asked, universe)
     return ScanResult.model_validate(result)
 
 
 @router.get("/events", response_model=EventPage, summary="Stored events, oldest first, paged")
 def list_events(
-    session: ReadSession,
+    unit: ReadUnit,
     symbol: StoredText | None = None,
     type: Annotated[
         EventType | None, Query(description="One type; default all but test, snapshot")
@@ -326,17 +377,17 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     live: bool | None = None,
 ) -> EventPage:
-    rows, cursor = repository.page(
-        session,
-        symbol=service.normalise(symbol) if symbol else None,
-        event_type=type,
-        after=after,
-        limit=limit,
-        live=live,
-    )
-    return EventPage(
-        events=[EventOut.model_validate(row, from_attributes=True) for row in rows], next=cursor
-    )
+    with unit.begin() as session:
+        rows, cursor = repository.page(
+            session,
+            symbol=service.normalise(symbol) if symbol else None,
+            event_type=type,
+            after=after,
+            limit=limit,
+            live=live,
+        )
+        events = [EventOut.model_validate(row, from_attributes=True) for row in rows]
+    return EventPage(events=events, next=cursor)
 
 
 Percent = Annotated[float | None, Query(ge=-1e9, le=1e9)]
@@ -353,7 +404,7 @@ Percent = Annotated[float | None, Query(ge=-1e9, le=1e9)]
 )
 def screen(
     request: Request,
-    session: ReadSession,
+    unit: ReadUnit,
     universe: UniverseName = None,
     symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
     regime: Annotated[Regime | None, Query()] = None,
@@ -390,7 +441,8 @@ def screen(
         limit=limit,
     )
     asked = _symbols(symbols) or None
-    result = service.screen(_book(request), session, query, asked, universe)
+    with unit.begin() as session:
+        result = service.screen(_book(request), session, query, asked, universe)
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
             screen_arrays.csv_text(result["rows"]),
@@ -408,7 +460,7 @@ def screen(
 )
 def breadth(
     request: Request,
-    session: ReadSession,
+    unit: ReadUnit,
     universe: UniverseName = None,
     start: IsoDate | None = None,
     end: IsoDate | None = None,
@@ -417,5 +469,6 @@ def breadth(
     type: Kind = "sma",
 ) -> BreadthResult:
     rule = _rule(fast, slow, type)
-    result = service.breadth(_book(request), session, rule, universe, start, end)
+    with unit.begin() as session:
+        result = service.breadth(_book(request), session, rule, universe, start, end)
     return BreadthResult.model_validate(result)

@@ -43,7 +43,7 @@ async def readyz(services: ServicesDep) -> Health | JSONResponse:
 
 async def _gather(request: Request, services: ServicesDep) -> service.Gathered:
     book: SignalBook = request.app.state.signal_book
-    return await run_in_threadpool(
+    return await services.gate.run(
         service.gather, services.db, book, services.settings, services.clock()
     )
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from app.api.deps import ReadSession, ServicesDep, WriteSession
+from app.api.deps import ReadUnit, ServicesDep, WriteUnit
 from app.api.problems import problem_responses
 from app.auth.deps import RequireKey
 from app.webhooks import repository, service
@@ -81,28 +81,29 @@ def _out(subscription: Subscription) -> SubscriptionOut:
 def create(
     body: SubscriptionIn,
     identity: RequireKey,
-    session: WriteSession,
+    unit: WriteUnit,
     services: ServicesDep,
     resolver: ResolverDep,
 ) -> SubscriptionCreated:
     """Subscribe a URL. The signing secret is in this response only."""
-    subscription, secret = service.create_subscription(
-        session, identity, body, now=services.clock(), urls=_policy(services, resolver)
-    )
-    return SubscriptionCreated(**_out(subscription).model_dump(), secret=secret)
+    with unit.begin() as session:
+        subscription, secret = service.create_subscription(
+            session, identity, body, now=services.clock(), urls=_policy(services, resolver)
+        )
+        return SubscriptionCreated(**_out(subscription).model_dump(), secret=secret)
 
 
 @router.get("", response_model=SubscriptionList)
-def list_(identity: RequireKey, session: ReadSession) -> SubscriptionList:
-    rows = repository.list_subscriptions(session, identity.key_id)
-    return SubscriptionList(subscriptions=[_out(row) for row in rows])
+def list_(identity: RequireKey, unit: ReadUnit) -> SubscriptionList:
+    with unit.begin() as session:
+        rows = repository.list_subscriptions(session, identity.key_id)
+        return SubscriptionList(subscriptions=[_out(row) for row in rows])
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut)
-def read(
-    subscription_id: SubscriptionId, identity: RequireKey, session: ReadSession
-) -> SubscriptionOut:
-    return _out(service.get_owned(session, identity, subscription_id))
+def read(subscription_id: SubscriptionId, identity: RequireKey, unit: ReadUnit) -> SubscriptionOut:
+    with unit.begin() as session:
+        return _out(service.get_owned(session, identity, subscription_id))
 
 
 @router.patch("/{subscription_id}", response_model=SubscriptionOut)
@@ -110,72 +111,75 @@ def update(
     subscription_id: SubscriptionId,
     body: SubscriptionPatch,
     identity: RequireKey,
-    session: WriteSession,
+    unit: WriteUnit,
     services: ServicesDep,
     resolver: ResolverDep,
 ) -> SubscriptionOut:
     # Resolve before the transaction's first statement: no DNS wait under the write lock.
     service.check_patch_url(body, _policy(services, resolver))
-    subscription = service.get_owned(session, identity, subscription_id)
-    updated = service.update_subscription(session, subscription, body, now=services.clock())
-    return _out(updated)
+    with unit.begin() as session:
+        subscription = service.get_owned(session, identity, subscription_id)
+        updated = service.update_subscription(session, subscription, body, now=services.clock())
+        return _out(updated)
 
 
 @router.delete("/{subscription_id}", status_code=204)
-def delete(
-    subscription_id: SubscriptionId, identity: RequireKey, session: WriteSession
-) -> Response:
+def delete(subscription_id: SubscriptionId, identity: RequireKey, unit: WriteUnit) -> Response:
     """Delete the subscription with its pending deliveries and delivery log."""
-    session.delete(service.get_owned(session, identity, subscription_id))
-    return Response(status_code=204)
+    with unit.begin() as session:
+        session.delete(service.get_owned(session, identity, subscription_id))
+        return Response(status_code=204)
 
 
 @router.post("/{subscription_id}/rotate-secret", response_model=SecretOut)
 def rotate_secret(
     subscription_id: SubscriptionId,
     identity: RequireKey,
-    session: WriteSession,
+    unit: WriteUnit,
     services: ServicesDep,
 ) -> SecretOut:
     """A new secret, shown once; the previous one keeps signing alongside for 24 h."""
-    subscription = service.get_owned(session, identity, subscription_id)
-    secret = service.rotate_secret(session, subscription, now=services.clock())
-    expires = subscription.previous_secret_expires_at
-    assert expires is not None
-    return SecretOut(secret=secret, previous_secret_expires_at=expires)
+    with unit.begin() as session:
+        subscription = service.get_owned(session, identity, subscription_id)
+        secret = service.rotate_secret(session, subscription, now=services.clock())
+        expires = subscription.previous_secret_expires_at
+        assert expires is not None
+        return SecretOut(secret=secret, previous_secret_expires_at=expires)
 
 
 @router.get("/{subscription_id}/deliveries", response_model=DeliveryList)
 def deliveries(
     subscription_id: SubscriptionId,
     identity: RequireKey,
-    session: ReadSession,
+    unit: ReadUnit,
     status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeliveryList:
     """The newest deliveries first, each with its attempts."""
-    subscription = service.get_owned(session, identity, subscription_id)
-    rows = repository.deliveries_with_attempts(session, subscription.id, status, limit)
-    return DeliveryList(
-        deliveries=[
-            DeliveryOut(
-                id=delivery.id,
-                event_id=delivery.event_id,
-                event_type=event_type,
-                status=delivery.status,
-                attempt_count=delivery.attempt_count,
-                next_attempt_at=delivery.next_attempt_at,
-                created_at=delivery.created_at,
-                finished_at=delivery.finished_at,
-                last_status=delivery.last_status,
-                last_error=delivery.last_error,
-                attempts=[
-                    AttemptOut.model_validate(attempt, from_attributes=True) for attempt in attempts
-                ],
-            )
-            for delivery, event_type, attempts in rows
-        ]
-    )
+    with unit.begin() as session:
+        subscription = service.get_owned(session, identity, subscription_id)
+        rows = repository.deliveries_with_attempts(session, subscription.id, status, limit)
+        return DeliveryList(
+            deliveries=[
+                DeliveryOut(
+                    id=delivery.id,
+                    event_id=delivery.event_id,
+                    event_type=event_type,
+                    status=delivery.status,
+                    attempt_count=delivery.attempt_count,
+                    next_attempt_at=delivery.next_attempt_at,
+                    created_at=delivery.created_at,
+                    finished_at=delivery.finished_at,
+                    last_status=delivery.last_status,
+                    last_error=delivery.last_error,
+                    attempts=[
+                        AttemptOut.model_validate(attempt, from_attributes=True)
+                        for attempt in attempts
+                    ],
+                )
+                for delivery, event_type, attempts in rows
+            ]
+        )
 
 
 @router.post("/{subscription_id}/deliveries/{delivery_id}/retry", status_code=202)
@@ -183,32 +187,34 @@ def retry(
     subscription_id: SubscriptionId,
     delivery_id: DeliveryId,
     identity: RequireKey,
-    session: WriteSession,
+    unit: WriteUnit,
     services: ServicesDep,
 ) -> Enqueued:
     """Attempt this delivery again now."""
-    subscription = service.get_owned(session, identity, subscription_id)
-    delivery = service.retry_delivery(session, subscription, delivery_id, now=services.clock())
-    return Enqueued(deliveries=1, event_id=delivery.event_id)
+    with unit.begin() as session:
+        subscription = service.get_owned(session, identity, subscription_id)
+        delivery = service.retry_delivery(session, subscription, delivery_id, now=services.clock())
+        return Enqueued(deliveries=1, event_id=delivery.event_id)
 
 
 @router.post("/{subscription_id}/test", status_code=202)
 def test(
     subscription_id: SubscriptionId,
     identity: RequireKey,
-    session: WriteSession,
+    unit: WriteUnit,
     services: ServicesDep,
 ) -> Enqueued:
     """Send a signed ``test`` event (a fresh id) to this subscription."""
-    subscription = service.get_owned(session, identity, subscription_id)
-    event = service.single_event(
-        session,
-        subscription,
-        event_type="test",
-        data={"message": "a test event from Crosswatch", "subscription_id": subscription.id},
-        now=services.clock(),
-    )
-    return Enqueued(deliveries=1, event_id=event.id)
+    with unit.begin() as session:
+        subscription = service.get_owned(session, identity, subscription_id)
+        event = service.single_event(
+            session,
+            subscription,
+            event_type="test",
+            data={"message": "a test event from Crosswatch", "subscription_id": subscription.id},
+            now=services.clock(),
+        )
+        return Enqueued(deliveries=1, event_id=event.id)
 
 
 @router.post("/{subscription_id}/replay", status_code=202)
@@ -216,32 +222,34 @@ def replay(
     subscription_id: SubscriptionId,
     body: ReplayIn,
     identity: RequireKey,
-    session: WriteSession,
+    unit: WriteUnit,
     services: ServicesDep,
 ) -> Enqueued:
     """Deliver again the stored events of this subscription's filter in a session range.
 
     Events keep their ids (so ``webhook-id`` too); a delivery that existed is reset.
     """
-    subscription = service.get_owned(session, identity, subscription_id)
-    count = service.replay(session, subscription, body.since, body.until, now=services.clock())
-    return Enqueued(deliveries=count)
+    with unit.begin() as session:
+        subscription = service.get_owned(session, identity, subscription_id)
+        count = service.replay(session, subscription, body.since, body.until, now=services.clock())
+        return Enqueued(deliveries=count)
 
 
 @router.post("/{subscription_id}/snapshot", status_code=202)
 def snapshot(
     subscription_id: SubscriptionId,
     identity: RequireKey,
-    session: WriteSession,
+    unit: WriteUnit,
     services: ServicesDep,
 ) -> Enqueued:
     """Send one ``snapshot`` event: the current regime of each subscribed symbol."""
-    subscription = service.get_owned(session, identity, subscription_id)
-    event = service.single_event(
-        session,
-        subscription,
-        event_type="snapshot",
-        data=service.snapshot_data(session, subscription),
-        now=services.clock(),
-    )
-    return Enqueued(deliveries=1, event_id=event.id)
+    with unit.begin() as session:
+        subscription = service.get_owned(session, identity, subscription_id)
+        event = service.single_event(
+            session,
+            subscription,
+            event_type="snapshot",
+            data=service.snapshot_data(session, subscription),
+            now=services.clock(),
+        )
+        return Enqueued(deliveries=1, event_id=event.id)
