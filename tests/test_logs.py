@@ -20,17 +20,24 @@ from tests.conftest import fixed_clock
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    # uvicorn sets its own loggers' levels when a test starts a server (log_level=...):
-    # these tests start from the levels a fresh process has.
+    # A test that starts a uvicorn server leaves uvicorn's logging config behind (levels,
+    # handlers of its own, no propagation): these tests start from a fresh process's.
     names = ("apscheduler", "uvicorn", "uvicorn.error", "uvicorn.access")
-    levels = {name: logging.getLogger(name).level for name in names}
+    saved = {}
     for name in names:
-        logging.getLogger(name).setLevel(logging.NOTSET)
+        logger = logging.getLogger(name)
+        saved[name] = (logger.level, logger.handlers[:], logger.propagate, logger.disabled)
+        logger.setLevel(logging.NOTSET)
+        logger.handlers[:] = []
+        logger.propagate, logger.disabled = True, False
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    for name, saved in levels.items():
-        logging.getLogger(name).setLevel(saved)
+    for name, (logger_level, logger_handlers, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(logger_level)
+        logger.handlers[:] = logger_handlers
+        logger.propagate, logger.disabled = propagate, disabled
 
 
 def _uvicorn_startup_line() -> None:
