@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -41,19 +42,62 @@ from app.settings import Settings
 T = TypeVar("T")
 
 
+class Turns:
+    """A counting semaphore for the event loop whose ``first`` waiters go ahead of the
+    others (first come, first served within each kind). A turn given back goes straight
+    to the next waiter."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._first: deque[anyio.Event] = deque()
+        self._others: deque[anyio.Event] = deque()
+
+    async def acquire(self, *, first: bool = False) -> None:
+        if self._free > 0 and not self._first and not self._others:
+            self._free -= 1
+            return
+        handed = anyio.Event()
+        line = self._first if first else self._others
+        line.append(handed)
+        try:
+            await handed.wait()
+        except BaseException:
+            if handed.is_set():
+                self.release()  # given the turn just as the wait ended: pass it on
+            else:
+                line.remove(handed)
+            raise
+
+    def release(self) -> None:
+        line = self._first or self._others
+        if line:
+            line.popleft().set()
+        else:
+            self._free += 1
+
+
+@dataclass
+class StoreWait:
+    """One request's wait for the store: a deadline (monotonic) for all its turns, and
+    how many it has had; a request's later turns (its endpoint's after its key check)
+    go ahead of first turns, so that a request part-way through is finished first."""
+
+    until: float
+    turns: int = 0
+
+    def seconds_left(self) -> float:
+        return max(0.0, self.until - time.monotonic())
+
+
 class Turn:
-    """A turn held at the ``StoreGate``; given back once. ``deadline`` (monotonic) ends
-    the request's wait for the store, in the queue and then for a lock."""
+    """A turn held at the ``StoreGate``; given back once."""
 
     def __init__(
-        self, taken: list[anyio.Semaphore], loop: asyncio.AbstractEventLoop, deadline: float
+        self, taken: list[Turns], loop: asyncio.AbstractEventLoop, wait: StoreWait
     ) -> None:
         self._taken = taken
         self._loop = loop
-        self.deadline = deadline
-
-    def seconds_left(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
+        self.wait = wait
 
     def give_back(self) -> None:
         """On the event loop; again is nothing."""
@@ -67,16 +111,16 @@ class Turn:
 
 
 class StoreGate:
-    """Turns at the store for requests: ``concurrency`` at once, each waited for at most
-    ``wait_seconds``; with ``single_writer`` (SQLite) at most half of them writers. Work
-    whose result serves every request (the signal book's refresh) has one more turn of
-    its own, so that it never queues behind single requests."""
+    """Turns at the store for requests: ``concurrency`` at once, each request waiting at
+    most ``wait_seconds`` in all; with ``single_writer`` (SQLite) at most half of them
+    writers. Work whose result serves every request (the signal book's refresh) has one
+    more turn of its own, so that it never queues behind single requests."""
 
     def __init__(self, *, concurrency: int, wait_seconds: float, single_writer: bool) -> None:
         self.wait_seconds = wait_seconds
-        self._turns = anyio.Semaphore(concurrency)
-        self._writers = anyio.Semaphore(max(1, concurrency // 2)) if single_writer else None
-        self._shared = anyio.Semaphore(1)
+        self._turns = Turns(concurrency)
+        self._writers = Turns(max(1, concurrency // 2)) if single_writer else None
+        self._shared = Turns(1)
 
     @classmethod
     def for_store(cls, settings: Settings, db: Database) -> StoreGate:
@@ -86,65 +130,63 @@ class StoreGate:
             single_writer=db.is_sqlite,
         )
 
-    def deadline(self) -> float:
-        """The end of a request's wait for the store that starts now (monotonic)."""
-        return time.monotonic() + self.wait_seconds
-
-    async def _take(self, wanted: list[anyio.Semaphore], until: float) -> list[anyio.Semaphore]:
-        taken: list[anyio.Semaphore] = []
-        try:
-            with self._until(until):
-                for semaphore in wanted:
-                    await semaphore.acquire()
-                    taken.append(semaphore)
-        except BaseException:
-            while taken:
-                taken.pop().release()
-            raise
-        return taken
+    def start_wait(self) -> StoreWait:
+        """A request's wait for the store, starting now."""
+        return StoreWait(time.monotonic() + self.wait_seconds)
 
     @contextmanager
-    def _until(self, until: float) -> Iterator[None]:
+    def _until(self, wait: StoreWait) -> Iterator[None]:
         try:
-            with anyio.fail_after(max(0.0, until - time.monotonic())):
+            with anyio.fail_after(wait.seconds_left()):
                 yield
         except TimeoutError:
             raise StoreBusy(
                 f"the service is busy: no turn at the store within {self.wait_seconds:g} s"
             ) from None
 
-    async def wait(self, event: anyio.Event, *, until: float) -> None:
-        """Wait for ``event`` (another request's work) as for a turn, holding none."""
-        with self._until(until):
-            await event.wait()
-
     @asynccontextmanager
     async def turn(
-        self, *, write: bool, until: float | None = None, shared: bool = False
+        self, *, write: bool, wait: StoreWait | None = None, shared: bool = False
     ) -> AsyncIterator[Turn]:
-        """A turn for the block at the latest, waited for until ``until`` (default: the
-        gate's wait from now). A writer on SQLite first takes a writer's place, so that
-        queued writers hold no turn; ``shared`` work (a read) takes the turn of its own."""
-        until = self.deadline() if until is None else until
+        """A turn for the block at the latest, within ``wait`` (default: one starting
+        now). A writer on SQLite first takes a writer's place, so that queued writers
+        hold no turn; ``shared`` work (a read) takes the turn of its own."""
+        wait = self.start_wait() if wait is None else wait
         wanted = [self._shared if shared else self._turns]
         if write and self._writers is not None:
             wanted.insert(0, self._writers)
-        turn = Turn(await self._take(wanted, until), asyncio.get_running_loop(), until)
+        taken: list[Turns] = []
+        try:
+            with self._until(wait):
+                for turns in wanted:
+                    await turns.acquire(first=wait.turns > 0)
+                    taken.append(turns)
+        except BaseException:
+            while taken:
+                taken.pop().release()
+            raise
+        wait.turns += 1
+        turn = Turn(taken, asyncio.get_running_loop(), wait)
         try:
             yield turn
         finally:
             turn.give_back()
+
+    async def wait_for(self, event: anyio.Event, *, wait: StoreWait) -> None:
+        """Wait for ``event`` (another request's work) as for a turn, holding none."""
+        with self._until(wait):
+            await event.wait()
 
     async def run(
         self,
         function: Callable[..., T],
         *args: Any,
         write: bool = False,
-        until: float | None = None,
+        wait: StoreWait | None = None,
         shared: bool = False,
     ) -> T:
         """``function(*args)`` in the thread pool, in a turn; it opens its own transaction."""
-        async with self.turn(write=write, until=until, shared=shared) as turn:
+        async with self.turn(write=write, wait=wait, shared=shared) as turn:
 
             def unit() -> T:
                 try:
@@ -188,7 +230,7 @@ class UnitOfWork:
             with self._db.transaction(
                 write=self._write,
                 # What is left of the request's wait, for SQLite's write lock.
-                lock_wait_seconds=self._turn.seconds_left() if self._write else None,
+                lock_wait_seconds=self._turn.wait.seconds_left() if self._write else None,
             ) as session:
                 yield session
         finally:
@@ -204,13 +246,22 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def read_unit(services: ServicesDep) -> AsyncIterator[UnitOfWork]:
-    async with services.gate.turn(write=False) as turn:
+async def store_wait(services: ServicesDep) -> StoreWait:
+    """The request's wait for the store, shared by all its turns (the key check's and
+    the endpoint's): FastAPI resolves a dependency once per request."""
+    return services.gate.start_wait()
+
+
+StoreWaitDep = Annotated[StoreWait, Depends(store_wait)]
+
+
+async def read_unit(services: ServicesDep, wait: StoreWaitDep) -> AsyncIterator[UnitOfWork]:
+    async with services.gate.turn(write=False, wait=wait) as turn:
         yield UnitOfWork(services.db, turn, write=False)
 
 
-async def write_unit(services: ServicesDep) -> AsyncIterator[UnitOfWork]:
-    async with services.gate.turn(write=True) as turn:
+async def write_unit(services: ServicesDep, wait: StoreWaitDep) -> AsyncIterator[UnitOfWork]:
+    async with services.gate.turn(write=True, wait=wait) as turn:
         yield UnitOfWork(services.db, turn, write=True)
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Header
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.deps import Services, ServicesDep
+from app.api.deps import Services, ServicesDep, StoreWaitDep
 from app.auth.service import Identity, authenticate
 from app.errors import CrosswatchError
 
@@ -39,6 +39,7 @@ bearer = HTTPBearer(
 
 async def require_key(
     services: ServicesDep,
+    wait: StoreWaitDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Identity:
@@ -47,7 +48,7 @@ async def require_key(
     token = credentials.credentials.strip() if credentials is not None else ""
     if not token:
         raise Unauthorized("the Authorization header must be: Bearer <key>")
-    identity = await services.gate.run(_look_up, services, token)
+    identity = await services.gate.run(_look_up, services, token, wait=wait)
     if identity is None:
         raise Unauthorized("the API key is unknown or revoked")
     return identity

@@ -114,10 +114,10 @@ async def _render(
     and a body from memory unless the data changed again).
     """
     book = _book(request)
-    until = services.gate.deadline()
+    wait = services.gate.start_wait()
     arrived = next(_tickets)
     while (under_way := _rendering.get(book)) is not None:
-        await services.gate.wait(under_way.done, until=until)
+        await services.gate.wait_for(under_way.done, wait=wait)
         if under_way.ticket > arrived:
             body = book.cached_body(key, verify=False)
             if body is not None:
@@ -126,7 +126,7 @@ async def _render(
     try:
         # The book's turn (``shared``): what it renders serves every request.
         return await services.gate.run(
-            _rendered, request, services, key, render, until=until, shared=True
+            _rendered, request, services, key, render, wait=wait, shared=True
         )
     finally:
         del _rendering[book]

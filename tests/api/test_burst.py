@@ -10,9 +10,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import anyio
 import httpx
 import pytest
 import uvicorn
@@ -20,7 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from app.api.app import create_app
-from app.api.deps import StoreGate
+from app.api.deps import StoreGate, Turns
 from app.auth.service import create_key
 from app.db.engine import Database, StoreBusy
 from app.jobs import ingest
@@ -133,7 +135,7 @@ def test_two_hundred_mixed_requests_at_once(database_url: str, db: Database) -> 
     assert {answer.kind for answer in answers if answer.ok} >= {"GET /v1/symbols"}
 
 
-def test_a_full_gate_sheds_at_once_with_retry_after() -> None:
+def test_a_full_gate_sheds_at_once() -> None:
     gate = StoreGate(concurrency=1, wait_seconds=0.05, single_writer=False)
 
     async def second_while_first_holds() -> float:
@@ -153,6 +155,31 @@ def test_a_full_gate_sheds_at_once_with_retry_after() -> None:
     asyncio.run(after_release())  # the failed wait left the turn free
 
 
+def test_a_turn_given_back_goes_first_to_a_request_part_way_through() -> None:
+    """A keyed request takes a turn for its key check, then one for its endpoint: the
+    second goes ahead of requests still waiting for their first, or under a burst none
+    of them would ever finish."""
+    turns = Turns(1)
+    served: list[str] = []
+
+    async def waiter(name: str, *, first: bool) -> None:
+        await turns.acquire(first=first)
+        served.append(name)
+        turns.release()
+
+    async def scenario() -> None:
+        await turns.acquire()
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: waiter("new", first=False))
+            group.start_soon(lambda: waiter("newer", first=False))
+            group.start_soon(lambda: waiter("part-way", first=True))
+            await anyio.wait_all_tasks_blocked()
+            turns.release()
+
+    asyncio.run(scenario())
+    assert served == ["part-way", "new", "newer"]
+
+
 def test_sqlite_writers_beyond_half_the_turns_wait_without_taking_the_readers_turns() -> None:
     gate = StoreGate(concurrency=2, wait_seconds=0.05, single_writer=True)
 
@@ -165,6 +192,28 @@ def test_sqlite_writers_beyond_half_the_turns_wait_without_taking_the_readers_tu
                 pass
 
     asyncio.run(reader_while_a_writer_holds())
+
+
+def test_a_request_with_no_turn_in_time_is_a_503_with_retry_after(database_url: str) -> None:
+    """One turn; a request holding it waits at the pool (its one connection held here),
+    so another gets no turn within the queue's 0.2 s and is told to come back."""
+    tiny = Database(database_url, pool_size=1, max_overflow=0, pool_timeout=30)
+    settings = _settings(database_url, db_concurrency=1, db_queue_seconds=0.2)
+    try:
+        with running(tiny, settings) as server, ThreadPoolExecutor(2) as pool:
+            url = f"{server.base_url}/v1/symbols"
+            with tiny.engine.connect():
+                sent = [pool.submit(httpx.get, url, timeout=30) for _ in range(2)]
+                done, waiting = wait(sent, timeout=30, return_when=FIRST_COMPLETED)
+                shed = done.pop().result()
+            served = waiting.pop().result()
+    finally:
+        tiny.dispose()
+    assert shed.status_code == 503, shed.text
+    assert shed.headers["content-type"] == "application/problem+json"
+    assert shed.headers["retry-after"] == "1"
+    assert shed.json()["detail"] == "the service is busy: no turn at the store within 0.2 s"
+    assert served.status_code == 200
 
 
 def test_an_exhausted_pool_is_a_prompt_503_with_retry_after(database_url: str) -> None:
