@@ -68,6 +68,10 @@ class Subscription(Base):
     rule_slow: Mapped[int | None] = mapped_column(Integer)
     rule_type: Mapped[str | None] = mapped_column(String(8))
     description: Mapped[str | None] = mapped_column(String(500))
+    # How a delivery's body is rendered (``app.webhooks.formats``): standard, slack, discord.
+    format: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="standard", server_default="standard"
+    )
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     secret: Mapped[str] = mapped_column(String(100), nullable=False)

@@ -60,6 +60,8 @@ class Job:
     event_type: str
     event_json: bytes
     attempt_count: int
+    #: The subscription's format (``WebhookFormat``): how the body is rendered.
+    format: str = "standard"
 
 
 @dataclass(frozen=True)
@@ -161,11 +163,11 @@ def claim(
         .returning(d.id, d.attempt_count, d.event_id, d.subscription_id)
     ).all()
     targets = {
-        row[0]: (row[1], signing_keys(row[2], row[3], row[4], now))
+        row[0]: (row[1], signing_keys(row[2], row[3], row[4], now), row[5])
         for row in connection.execute(
-            select(s.id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at).where(
-                ids_in(connection, s.id, list({row[3] for row in leased}))
-            )
+            select(
+                s.id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at, s.format
+            ).where(ids_in(connection, s.id, list({row[3] for row in leased})))
         )
     }
     events = {
@@ -177,7 +179,7 @@ def claim(
     for delivery_id, attempt_count, event_id, subscription_id in sorted(
         leased, key=lambda row: order[row[0]]
     ):
-        url, keys = targets[subscription_id]
+        url, keys, fmt = targets[subscription_id]
         event_type, body = events[event_id]
         jobs.append(
             Job(
@@ -189,6 +191,7 @@ def claim(
                 event_type=event_type,
                 event_json=body,
                 attempt_count=attempt_count,
+                format=fmt,
             )
         )
     return jobs, more

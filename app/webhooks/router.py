@@ -28,6 +28,7 @@ from app.webhooks.schemas import (
     SubscriptionList,
     SubscriptionOut,
     SubscriptionPatch,
+    WebhookFormat,
 )
 from app.webhooks.ssrf import Resolver, system_resolver
 
@@ -68,6 +69,7 @@ def _out(subscription: Subscription) -> SubscriptionOut:
         universe=subscription.universe,
         rule=rule,
         description=subscription.description,
+        format=WebhookFormat(subscription.format),
         enabled=subscription.enabled,
         disabled_reason=subscription.disabled_reason,
         failing_since=subscription.failing_since,

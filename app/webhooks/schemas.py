@@ -18,6 +18,21 @@ from pydantic import (
 from app.signals.schemas import EventType, IsoDate, StoredText, UtcDatetime
 
 
+class WebhookFormat(StrEnum):
+    """How a delivery's body is rendered (README, Webhook formats)."""
+
+    standard = "standard"
+    slack = "slack"
+    discord = "discord"
+
+
+FORMAT_DESCRIPTION = (
+    '`standard`: the Standard Webhooks JSON envelope; `slack`: `{"text": …}` for a Slack '
+    'incoming webhook; `discord`: `{"content": …}` (at most 2,000 characters) for a '
+    "Discord webhook. Every format is signed the same way."
+)
+
+
 class DeliveryStatus(StrEnum):
     pending = "pending"
     succeeded = "succeeded"
@@ -84,6 +99,7 @@ class SubscriptionIn(BaseModel):
     universe: UniverseText | None = None
     rule: Rule | None = Field(default=None, description="null: the default sma 50/200.")
     description: StoredText | None = Field(default=None, max_length=500)
+    format: WebhookFormat = Field(default=WebhookFormat.standard, description=FORMAT_DESCRIPTION)
     enabled: StrictBool = True
 
     _clean_symbols = field_validator("symbols")(_symbols)
@@ -100,6 +116,7 @@ class SubscriptionPatch(BaseModel):
     universe: UniverseText | None = Field(default=None, description="null: every symbol.")
     rule: Rule | None = None
     description: StoredText | None = Field(default=None, max_length=500)
+    format: WebhookFormat | None = None
     enabled: StrictBool | None = None
 
     _clean_symbols = field_validator("symbols")(_symbols)
@@ -113,6 +130,7 @@ class SubscriptionOut(BaseModel):
     universe: str | None
     rule: Rule | None
     description: str | None
+    format: WebhookFormat
     enabled: bool
     disabled_reason: str | None
     failing_since: UtcDatetime | None

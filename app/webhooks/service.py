@@ -174,6 +174,7 @@ def create_subscription(
         symbols=data.symbols,
         universe=_existing_universe(session, data.universe),
         description=data.description,
+        format=data.format.value,
         enabled=data.enabled,
         secret=secret,
         created_at=now,
@@ -205,8 +206,11 @@ def _set_rule(subscription: Subscription, rule: Rule | None) -> None:
 
 
 def check_patch_url(patch: SubscriptionPatch, urls: UrlPolicy) -> None:
-    """Validate a patch's new URL (blocking: resolves the host). Call it before the
-    write transaction's first statement: on SQLite that takes the write lock."""
+    """Validate a patch: no null format, and its new URL (blocking: resolves the host).
+    Call it before the write transaction's first statement: on SQLite that takes the
+    write lock."""
+    if "format" in patch.model_fields_set and patch.format is None:
+        raise InvalidInput("format cannot be null: standard, slack or discord")
     if "url" in patch.model_fields_set:
         if patch.url is None:
             raise InvalidInput("url cannot be null")
@@ -230,6 +234,8 @@ def update_subscription(
         _set_rule(subscription, patch.rule)
     if "description" in given:
         subscription.description = patch.description
+    if "format" in given and patch.format is not None:
+        subscription.format = patch.format.value
     if "enabled" in given and patch.enabled is not None:
         if patch.enabled and not subscription.enabled:
             subscription.disabled_reason = None

@@ -34,9 +34,11 @@ from app.clock import Clock, system_clock
 from app.db.engine import Database
 from app.settings import Settings
 from app.webhooks import outbox, repository
+from app.webhooks.formats import chat_body
 from app.webhooks.models import FAILED, PENDING, SUCCEEDED
 from app.webhooks.outbox import Job, Outcome
 from app.webhooks.schedule import Random, parse_retry_after, retry_delay
+from app.webhooks.schemas import WebhookFormat
 from app.webhooks.signing import webhook_headers
 from app.webhooks.ssrf import (
     BlockedAddress,
@@ -59,7 +61,8 @@ LEASE_MARGIN_SECONDS = 5.0
 
 
 def message_body(event_type: str, attempted_at: datetime, event_json: bytes) -> bytes:
-    """``{"type", "timestamp", "data": Event}``: the exact bytes that are signed and sent."""
+    """``{"type", "timestamp", "data": Event}``: the exact bytes that are signed and sent
+    to a ``standard`` subscription (chat formats: :func:`formats.chat_body`)."""
     head = json.dumps(event_type), json.dumps(attempted_at.isoformat())
     return b'{"type":%s,"timestamp":%s,"data":%s}' % (
         head[0].encode(),
@@ -370,7 +373,10 @@ class DeliveryWorker:
             refused = f"url is not valid: {exc}"
         if refused is not None:
             return None, refused, "UnsafeUrl", None
-        body = message_body(job.event_type, attempted_at, job.event_json)
+        if job.format == WebhookFormat.standard:
+            body = message_body(job.event_type, attempted_at, job.event_json)
+        else:
+            body = chat_body(job.format, job.event_json)
         headers = webhook_headers(list(job.keys), job.msg_id, int(attempted_at.timestamp()), body)
         try:
             async with self._client().post(

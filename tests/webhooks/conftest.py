@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,10 +50,45 @@ class Received:
     body: bytes
 
 
+#: An answer computed from the request body: (status, response body).
+Answer = Callable[[bytes], tuple[int, bytes]]
+
+
+def slack_answer(body: bytes) -> tuple[int, bytes]:
+    """As a Slack incoming webhook answers: 400 ``invalid_payload`` for a body that is
+    not a JSON object, 400 ``no_text`` without a non-empty ``text``, else 200 ``ok``."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return 400, b"invalid_payload"
+    if not isinstance(payload, dict):
+        return 400, b"invalid_payload"
+    text = payload.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return 400, b"no_text"
+    return 200, b"ok"
+
+
+def discord_answer(body: bytes) -> tuple[int, bytes]:
+    """As a Discord webhook answers: 400 for invalid JSON, a missing or empty
+    ``content`` or one over 2,000 characters; else 204 with no body."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return 400, b'{"message": "The request body contains invalid JSON.", "code": 50109}'
+    content = payload.get("content") if isinstance(payload, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        return 400, b'{"message": "Cannot send an empty message", "code": 50006}'
+    if len(content) > 2000:
+        return 400, b'{"content": ["Must be 2000 or fewer in length."]}'
+    return 204, b""
+
+
 @dataclass
 class Receiver:
     """Programmable answers per path: a list of statuses (the last one repeats),
-    optional extra headers, or ``hang`` (never answers until the test ends)."""
+    optional extra headers, ``hang`` (never answers until the test ends), or an
+    :data:`Answer` computed from the body (``answers``: Slack's, Discord's)."""
 
     base_url: str = ""
     received: list[Received] = field(default_factory=list)
@@ -60,6 +96,7 @@ class Receiver:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     hanging: set[str] = field(default_factory=set)
     bodies: dict[str, bytes] = field(default_factory=dict)
+    answers: dict[str, Answer] = field(default_factory=dict)
     delay: float = 0.0
     changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -88,6 +125,9 @@ class Receiver:
             await asyncio.sleep(3600)
         if self.delay:
             await asyncio.sleep(self.delay)
+        if request.path in self.answers:
+            status, answer = self.answers[request.path](body)
+            return web.Response(status=status, body=answer)
         statuses = self.statuses.get(request.path, [200])
         status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
         body = self.bodies.get(request.path, f"answer {status}".encode())
