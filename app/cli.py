@@ -34,6 +34,7 @@ from app.market import service as market
 from app.market.bars import Bar
 from app.market.cli import universe_cli
 from app.settings import Settings, SettingsError, get_settings
+from app.signals.brief_cli import brief_command
 from app.signals.cli import screen as screen_command
 from app.signals.models import Event
 from app.terminal import Progress, plural, progress
@@ -382,6 +383,7 @@ keys = typer.Typer(help="API keys.", no_args_is_help=True)
 cli.add_typer(keys, name="keys")
 cli.add_typer(universe_cli, name="universe")
 cli.command("screen")(screen_command)
+cli.command("brief")(brief_command)
 
 
 @keys.command("create")

@@ -373,14 +373,17 @@ def _index_lines(index: BriefIndex, others: Sequence[BriefIndex]) -> list[str]:
 
 def _watch_line(index: BriefIndex) -> str:
     cross = "golden" if index.regime == Regime.death else "death"
-    if index.trigger_close is None:
-        return f"- {cross.capitalize()}-cross watch: no close would make the cross next session."
-    side = "below" if index.trigger_close < index.close else "above"
     flat = (
         f"at a flat {_num(index.close)} it comes in {index.flat_sessions_to_cross} sessions"
         if index.flat_sessions_to_cross is not None
         else "a flat close would not make it"
     )
+    if index.trigger_close is None:
+        return (
+            f"- {cross.capitalize()}-cross watch: no close would make the cross next "
+            f"session; {flat}."
+        )
+    side = "below" if index.trigger_close < index.close else "above"
     return (
         f"- {cross.capitalize()}-cross watch: a close at {_num(index.trigger_close)} "
         f"({_num(index.trigger_distance_pct)}% {side} this close) makes the cross next "

@@ -4,6 +4,7 @@ store holding the history up to that session, ``/v1/compare``), as JSON and Mark
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from app.jobs import ingest
 from app.market import repository, universes
 from app.market.service import seed_bars
 from app.settings import Settings
+from tests.conftest import run_cli
 
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
 INDICES = ("^RUT", "^GSPC", "^IXIC")
@@ -210,3 +212,25 @@ def test_the_openapi_declares_the_markdown_answer(client: TestClient) -> None:
     content = operation["responses"]["200"]["content"]
     assert content["text/markdown"] == {"schema": {"type": "string"}}
     assert content["application/json"] == {"schema": {"$ref": "#/components/schemas/Brief"}}
+
+
+def test_the_command_prints_the_brief(stores: tuple[str, str], client: TestClient) -> None:
+    markdown = run_cli("brief", "--session", "2025-08-01", database_url=stores[0])
+    assert markdown.returncode == 0, markdown.stderr
+    served = client.get(
+        "/v1/brief", params={"session": "2025-08-01"}, headers={"Accept": "text/markdown"}
+    )
+    assert markdown.stdout == served.text
+    as_json = run_cli("brief", "--format", "json", database_url=stores[0])
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == client.get("/v1/brief").json()
+    for args, message in (
+        (("--session", "2025-8-1"), "error: session '2025-8-1' is not a date as YYYY-MM-DD"),
+        (("--session", "2025-08-02"), "error: no stored closes on 2025-08-02"),
+        (("--universe", "nope"), "error: unknown universe 'nope'"),
+        (("--format", "html"), "error: format must be markdown or json, not 'html'"),
+    ):
+        refused = run_cli("brief", *args, database_url=stores[0])
+        assert refused.returncode == 1, args
+        assert refused.stdout == ""
+        assert refused.stderr.strip().splitlines()[-1].startswith(message), refused.stderr

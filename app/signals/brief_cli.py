@@ -1,0 +1,77 @@
+"""``crosswatch brief``: the ``GET /v1/brief`` brief on the command line, as Markdown
+(default) or the API's JSON."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.clock import system_clock
+from app.db.engine import Database
+from app.db.migrate import upgrade
+from app.errors import CrosswatchError
+from app.settings import SettingsError, get_settings
+from app.signals import brief, service
+from app.signals.schemas import ISO_DATE
+
+FORMATS = ("markdown", "json")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _day(raw: str) -> date:
+    try:
+        if ISO_DATE.fullmatch(raw):
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise _fail(f"session {raw!r} is not a date as YYYY-MM-DD")
+
+
+def brief_command(
+    session: Annotated[
+        str | None, typer.Option(help="A stored session, YYYY-MM-DD (default: the newest).")
+    ] = None,
+    universe: Annotated[str | None, typer.Option(help="Only this universe's section.")] = None,
+    output: Annotated[
+        str, typer.Option("--format", help="markdown (default) or json.")
+    ] = "markdown",
+    top: Annotated[
+        int, typer.Option(min=1, max=50, help="Rows of each top list.")
+    ] = brief.TOP_ROWS,
+) -> None:
+    """The daily brief: each index, each universe's breadth and top screen rows."""
+    if output not in FORMATS:
+        raise _fail(f"format must be markdown or json, not {output!r}")
+    asked = None if session is None else _day(session)
+    try:
+        settings = get_settings()
+        db = Database(settings.database_url)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        upgrade(db.engine)
+        with db.transaction(write=False) as store:
+            book = service.SignalBook()
+            if asked is None:
+                day = brief.newest_session(book, store)
+            else:
+                brief.check_session(book, store, asked)
+                day = asked
+            result = brief.build(book, store, day, system_clock(), universe=universe, top=top)
+    except CrosswatchError as exc:
+        raise _fail(exc.detail) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"the store failed: {type(exc).__name__}") from None
+    finally:
+        db.dispose()
+    if output == "json":
+        typer.echo(result.model_dump_json())
+    else:
+        typer.echo(brief.markdown(result), nl=False)
