@@ -171,21 +171,22 @@ def _test(_symbol: str, data: Data) -> str:
 def _watch(symbol: str, data: Data) -> str:
     direction = str(data["direction"])
     side = "above" if direction == "golden" else "below"
+    # ``distance_pct``: the move still needed to the trigger (0 or below once past it).
     line = (
         f"{symbol} {direction} cross watch on {data['session']}: live price "
         f"{_num(data['live_price'])} at {_time(str(data['as_of']))} is {side} the trigger "
-        f"close {_num(data['trigger_close'])} ({float(data['distance_pct']):+.2f}%)"
+        f"close {_num(data['trigger_close'])} (by {abs(float(data['distance_pct'])):.2f}%)"
     )
-    rule = data.get("rule")
-    named = f" ({_rule_name(rule)})" if rule else ""
+    rule = f" ({_rule_name(data['rule'])})" if data.get("rule") else ""
     if data.get("provisional", True):
-        return f"{line}; provisional until the close{named}"
-    return line + named
+        return f"{line}; provisional until the close{rule}"
+    return line + rule
 
 
 def _watch_missed(symbol: str, data: Data) -> str:
+    watched = f"{data['direction']} cross watch" if data.get("direction") else "cross watch"
     return (
-        f"{symbol} cross watch of {data['session']} not confirmed: close "
+        f"{symbol} {watched} of {data['session']} not confirmed: close "
         f"{_num(data['close'])} did not reach the trigger close {_num(data['trigger_close'])}"
     )
 

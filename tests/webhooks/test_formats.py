@@ -133,16 +133,22 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
             "direction": "golden",
             "live_price": 2145.2,
             "trigger_close": 2130.03,
-            "distance_pct": 0.71,
+            "distance_pct": -0.71,
             "as_of": "2025-08-06T15:00:00-04:00",
             "session": "2025-08-06",
-            "rule": "sma:50:200",
+            "rule": RULE,
             "provisional": True,
         },
     ),
     "cross_watch_missed": (
         "^RUT",
-        {"session": "2025-08-06", "close": 2120.5, "trigger_close": 2130.03},
+        {
+            "direction": "golden",
+            "close": 2120.5,
+            "trigger_close": 2130.03,
+            "session": "2025-08-06",
+            "rule": RULE,
+        },
     ),
 }
 EXPECTED = {
@@ -163,9 +169,9 @@ EXPECTED = {
     "snapshot": "Snapshot (sma:50:200): ^RUT golden since 2025-08-06",
     "test": "Test delivery to subscription 7: a test delivery from Crosswatch",
     "cross_watch": "^RUT golden cross watch on 2025-08-06: live price 2,145.20 at "
-    "15:00 -04:00 is above the trigger close 2,130.03 (+0.71%); provisional until the "
+    "15:00 -04:00 is above the trigger close 2,130.03 (by 0.71%); provisional until the "
     "close (sma 50/200)",
-    "cross_watch_missed": "^RUT cross watch of 2025-08-06 not confirmed: close 2,120.50 "
+    "cross_watch_missed": "^RUT golden cross watch of 2025-08-06 not confirmed: close 2,120.50 "
     "did not reach the trigger close 2,130.03",
 }
 
@@ -193,6 +199,12 @@ def test_every_stored_event_type_has_its_own_line() -> None:
     for event_type in EventType:
         text = formats.render_text(_event(event_type.value))
         assert text != formats.generic_line(_event(event_type.value)), event_type
+
+
+def test_a_rule_reads_the_same_as_its_key_or_its_fields() -> None:
+    keyed = _event("cross_watch")
+    keyed["data"] = {**keyed["data"], "rule": "sma:50:200"}
+    assert formats.render_text(keyed) == EXPECTED["cross_watch"]
 
 
 def test_unknown_types_and_unexpected_data_get_a_generic_line() -> None:
