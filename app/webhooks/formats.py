@@ -6,7 +6,8 @@ Markdown (``data.text``; before the brief carries one, a summary of its lines).
 :func:`chat_body` wraps that text as the service expects: Slack ``{"text": …}``
 (``&``, ``<`` and ``>`` escaped, Markdown headings and bold as Slack's ``*bold*``),
 Discord ``{"content": …}`` cut on a line boundary to at most 2,000 characters, with
-mentions switched off. Rendering never fails: a type it does not know, or data not
+mentions switched off. Neither renders Markdown tables, so both get each table as
+aligned columns in a code block. Rendering never fails: a type it does not know, or data not
 shaped as expected, gets a generic line.
 """
 
@@ -32,7 +33,7 @@ Data = Mapping[str, Any]
 def chat_body(fmt: WebhookFormat | str, event_json: bytes) -> bytes:
     """The exact bytes sent to a ``slack`` or ``discord`` subscription for one event."""
     event = json.loads(event_json)
-    text = render_text(event)
+    text = fence_tables(render_text(event))
     if fmt == WebhookFormat.slack:
         body: dict[str, Any] = {"text": truncate(slack_markup(text), SLACK_LIMIT)}
     elif fmt == WebhookFormat.discord:
@@ -44,13 +45,70 @@ def chat_body(fmt: WebhookFormat | str, event_json: bytes) -> bytes:
 
 def truncate(text: str, limit: int) -> str:
     """``text`` if it fits in ``limit`` characters; else its whole lines that fit, then a
-    line "…" (or, when even the first line is too long, that line cut, ending "…")."""
+    line "…" (a code block left open is closed first); when even the first line is too
+    long, that line cut, ending "…"."""
     if len(text) <= limit:
         return text
-    cut = text.rfind("\n", 0, limit - 1)
-    if cut > 0:
-        return text[:cut].rstrip() + "\n" + ELLIPSIS
-    return text[: limit - 1].rstrip() + ELLIPSIS
+    kept: list[str] = []
+    size, fenced = -1, False  # -1: the first line has no newline before it
+    for line in text.split("\n"):
+        fenced_after = fenced != line.startswith(FENCE)
+        tail = len(f"\n{FENCE}\n{ELLIPSIS}") if fenced_after else len(f"\n{ELLIPSIS}")
+        if size + 1 + len(line) + tail > limit:
+            break
+        kept.append(line)
+        size, fenced = size + 1 + len(line), fenced_after
+    if fenced and kept and kept[-1].startswith(FENCE):
+        kept.pop()  # a block opened by the last line kept would be empty
+        fenced = False
+    if not kept:
+        return text[: limit - 1].rstrip() + ELLIPSIS
+    closing = f"\n{FENCE}" if fenced else ""
+    return "\n".join(kept).rstrip() + closing + "\n" + ELLIPSIS
+
+
+FENCE = "```"
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+_ALIGN_CELL = re.compile(r"^:?-+:?$")
+
+
+def fence_tables(text: str) -> str:
+    """Each Markdown table (a header row, an alignment row, its rows) as a code block of
+    columns padded to align, right-aligned where the table says ``--:``."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        end = i
+        while end < len(lines) and _TABLE_ROW.match(lines[end]):
+            end += 1
+        rows = [_cells(line) for line in lines[i:end]]
+        if len(rows) >= 2 and all(_ALIGN_CELL.match(cell) for cell in rows[1]):
+            out += [FENCE, *_aligned(rows[0], rows[1], rows[2:]), FENCE]
+            i = end
+        else:
+            out.append(lines[i])
+            i += 1
+    return "\n".join(out)
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip()[1:-1].split("|")]
+
+
+def _aligned(header: list[str], aligns: list[str], body: list[list[str]]) -> list[str]:
+    columns = len(header)
+    rows = [header, *([*row, *[""] * columns][:columns] for row in body)]
+    widths = [max(len(row[c]) for row in rows) for c in range(columns)]
+    right = [c < len(aligns) and aligns[c].endswith(":") for c in range(columns)]
+
+    def line(row: list[str]) -> str:
+        cells = [
+            row[c].rjust(widths[c]) if right[c] else row[c].ljust(widths[c]) for c in range(columns)
+        ]
+        return "  ".join(cells).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths), *map(line, rows[1:])]
 
 
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)

@@ -251,6 +251,43 @@ def test_truncate_keeps_whole_lines_and_ends_with_an_ellipsis() -> None:
     assert formats.truncate(exact, 2000) == exact
 
 
+def test_truncate_closes_a_code_block_it_cuts() -> None:
+    text = "intro\n```\n" + "\n".join(f"row {i:04d} " + "y" * 40 for i in range(100)) + "\n```"
+    cut = formats.truncate(text, 2000)
+    assert len(cut) <= 2000 and cut.endswith("\n```\n…")
+    assert text.startswith(cut.removesuffix("\n```\n…"))
+    assert formats.truncate("intro\n```\n" + "z" * 3000, 2000) == "intro\n…"
+
+
+def test_tables_become_aligned_columns_in_a_code_block() -> None:
+    markdown = "\n".join(
+        [
+            "## Indices",
+            "",
+            "| Index | Close | Regime |",
+            "| --- | --: | --- |",
+            "| ^RUT | 2,166.78 | death |",
+            "| ^GSPC | 6,238.01 | golden |",
+            "",
+            "| not | a table |",
+            "after",
+        ]
+    )
+    assert formats.fence_tables(markdown).split("\n") == [
+        "## Indices",
+        "",
+        "```",
+        "Index     Close  Regime",
+        "-----  --------  ------",
+        "^RUT   2,166.78  death",
+        "^GSPC  6,238.01  golden",
+        "```",
+        "",
+        "| not | a table |",
+        "after",
+    ]
+
+
 def test_the_receivers_refuse_as_slack_and_discord_do() -> None:
     assert slack_answer(b'{"text": "hi"}') == (200, b"ok")
     assert slack_answer(b'{"type": "golden_cross"}') == (400, b"no_text")
@@ -276,8 +313,15 @@ def _brief_event(now: datetime, text: str | None) -> Event:
     )
 
 
-LONG_BRIEF = "# Daily brief 2026-08-21\n\n" + "\n".join(
-    f"| ^SYM{i:03d} | 2,166.78 | death | -0.45% | trigger 2,130.03 |" for i in range(200)
+ROWS = [f"| ^SYM{i:03d} | 2,166.78 | death | -0.45% | 2,130.03 |" for i in range(200)]
+LONG_BRIEF = "\n".join(
+    [
+        "# Daily brief 2026-08-21",
+        "",
+        "| Symbol | Close | Regime | Gap | Trigger |",
+        "| --- | --: | --: | --: | --: |",
+        *ROWS,
+    ]
 )
 
 
@@ -319,9 +363,16 @@ def test_slack_and_discord_receive_bodies_they_accept_signed_over_the_sent_bytes
         "text": "^RUT golden cross on 2026-08-21: 50-day SMA 2,150.0 crossed above "
         "200-day 2,149.0; close 2,200.50"
     }
-    slack_brief = verify(slack_secret, slack[brief.id])
-    assert slack_brief["text"].startswith("*Daily brief 2026-08-21*\n\n| ^SYM000 |")
-    assert slack_brief["text"].count("\n") == LONG_BRIEF.count("\n")
+    slack_brief = verify(slack_secret, slack[brief.id])["text"].split("\n")
+    assert slack_brief[:5] == [
+        "*Daily brief 2026-08-21*",
+        "",
+        "```",
+        "Symbol      Close  Regime     Gap   Trigger",
+        "-------  --------  ------  ------  --------",
+    ]
+    assert slack_brief[5] == "^SYM000  2,166.78   death  -0.45%  2,130.03"
+    assert slack_brief[-1] == "```" and len(slack_brief) == 206
 
     discord = {r.headers["webhook-id"]: r for r in receiver.at("/discord")}
     assert verify(discord_secret, discord[cross.id])["content"].startswith(
@@ -329,7 +380,9 @@ def test_slack_and_discord_receive_bodies_they_accept_signed_over_the_sent_bytes
     )
     content = verify(discord_secret, discord[brief.id])["content"]
     assert len(LONG_BRIEF) > 2000 and len(content) <= 2000
-    assert content.endswith("\n…") and LONG_BRIEF.startswith(content.removesuffix("\n…"))
+    lines = content.split("\n")
+    assert lines[:3] == ["# Daily brief 2026-08-21", "", "```"]
+    assert lines[-2:] == ["```", "…"] and lines[-3].startswith("^SYM")
 
     standard = {r.headers["webhook-id"]: r for r in receiver.at("/hook")}
     body = verify(standard_secret, standard[cross.id])
