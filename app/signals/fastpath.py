@@ -94,7 +94,8 @@ class CachedSignals:
 
 def warm(book: service.SignalBook, db: Database, now: datetime) -> None:
     """Compute ``book``'s snapshot and render the ``/v1/signals`` body into it, as the
-    route renders it: the serving process does this before it says it is ready."""
+    route renders it, then breadth's arrays: the serving process does this before it
+    says it is ready."""
     with db.transaction(write=False) as session:
         snapshot = book.snapshot(session)
         key = list_key(book, now)
@@ -102,3 +103,4 @@ def warm(book: service.SignalBook, db: Database, now: datetime) -> None:
             signals = service.all_signals(book, session, now)
             body = SignalList.model_validate({"signals": signals}).model_dump_json().encode()
             snapshot.bodies[key] = body
+        snapshot.prepare_breadth()

@@ -67,6 +67,11 @@ class Snapshot:
     def highs_and_lows(self) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         return breadth_arrays.highs_and_lows(self.analysis.panel.closes)
 
+    def prepare_breadth(self) -> None:
+        """Build breadth's arrays of this snapshot now (the serving process does so while
+        it warms, so the first ``/v1/breadth`` does not)."""
+        _ = self.calendar, self.highs_and_lows
+
 
 class SignalBook:
     """Default-rule signals computed once per data change and served from memory.
@@ -469,6 +474,40 @@ def screen(
     return {"session": newest, "count": count, "rows": rows_out}
 
 
+def breadth_series(
+    book: SignalBook, session: Session, rule: Rule, universe: str | None
+) -> breadth_arrays.Series:
+    """Breadth per session of a universe (default: every tracked symbol) under ``rule``."""
+    snap = book.snapshot(session)
+    analysis = snap.analysis
+    rows = chosen_rows(snap, session, None, universe)
+    closes = analysis.panel.closes
+    highs, lows = snap.highs_and_lows
+    if rule == DEFAULT_RULE:
+        signals = analysis.signals
+    else:
+        signals = kernel.detect(closes[rows], rule.fast, rule.slow, rule.kind)
+    cells = breadth_arrays.Cells(
+        closes,
+        highs,
+        lows,
+        signals.fast_ma,
+        signals.slow_ma,
+        signals.regime,
+        signals.cross,
+        rule_picked=rule != DEFAULT_RULE,
+    )
+    return breadth_arrays.breadth(analysis.panel, snap.calendar, rows, cells)
+
+
+def newest_breadth(
+    book: SignalBook, session: Session, universe: str | None, rule: Rule = DEFAULT_RULE
+) -> dict[str, Any] | None:
+    """The newest session's row of ``/v1/breadth`` for ``universe`` (None: no member
+    has a close)."""
+    return breadth_arrays.newest(breadth_series(book, session, rule, universe))
+
+
 def breadth(
     book: SignalBook,
     session: Session,
@@ -481,30 +520,7 @@ def breadth(
     from ``start`` to ``end`` (inclusive)."""
     if start is not None and end is not None and end < start:
         raise InvalidInput(f"end {end} is before start {start}")
-    snap = book.snapshot(session)
-    analysis = snap.analysis
-    rows = chosen_rows(snap, session, None, universe)
-    whole = universe is None
-
-    def pick(matrix: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        return matrix if whole else matrix[rows]
-
-    closes = pick(analysis.panel.closes)
-    if rule == DEFAULT_RULE:
-        signals = analysis.signals
-        fast_ma, slow_ma = pick(signals.fast_ma), pick(signals.slow_ma)
-        regime, cross = pick(signals.regime), pick(signals.cross)
-    else:
-        signals = kernel.detect(closes, rule.fast, rule.slow, rule.kind)
-        fast_ma, slow_ma, regime, cross = (
-            signals.fast_ma,
-            signals.slow_ma,
-            signals.regime,
-            signals.cross,
-        )
-    highs, lows = snap.highs_and_lows
-    cells = breadth_arrays.Cells(closes, fast_ma, slow_ma, regime, cross, pick(highs), pick(lows))
-    series = breadth_arrays.breadth(analysis.panel, snap.calendar, rows, cells)
+    series = breadth_series(book, session, rule, universe)
     days = series.sessions
     inside = np.ones(days.size, dtype=bool)
     if start is not None:

@@ -10,7 +10,7 @@ import pytest
 
 from app.market.repository import ClosePanel
 from app.signals import analysis as an
-from app.signals import breadth
+from app.signals import breadth, kernel
 from app.signals.analysis import Rule
 
 UNION = pd.bdate_range("2020-01-01", periods=320)
@@ -99,20 +99,31 @@ def oracle(series: dict[str, pd.Series], fast: int, slow: int) -> pd.DataFrame:
     )
 
 
+@pytest.fixture(params=[256, 2, 3], ids=["default-blocks", "blocks-of-2", "blocks-of-3"])
+def blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every path of the block loop: one block, and blocks of two or three rows."""
+    monkeypatch.setattr(breadth, "ROW_BLOCK", request.param)
+
+
 def computed(series: dict[str, pd.Series], rule: Rule, chosen: list[str]) -> pd.DataFrame:
+    """Breadth as the service computes it: the default rule over every panel row, any
+    other detected on the chosen rows alone."""
     panel = panel_of(series)
-    analysis = an.analyse(panel, rule)
-    rows = np.array([panel.symbols.index(s) for s in chosen], dtype=np.int64)
+    rows = np.array(sorted(panel.symbols.index(s) for s in chosen), dtype=np.int64)
     highs, lows = breadth.highs_and_lows(panel.closes)
-    s = analysis.signals
+    picked = rule != Rule(50, 200)
+    s = an.analyse(panel, rule).signals if not picked else None
+    signals = kernel.detect(panel.closes[rows], rule.fast, rule.slow, rule.kind) if picked else s
+    assert signals is not None
     cells = breadth.Cells(
-        panel.closes[rows],
-        s.fast_ma[rows],
-        s.slow_ma[rows],
-        s.regime[rows],
-        s.cross[rows],
-        highs[rows],
-        lows[rows],
+        panel.closes,
+        highs,
+        lows,
+        signals.fast_ma,
+        signals.slow_ma,
+        signals.regime,
+        signals.cross,
+        rule_picked=picked,
     )
     result = breadth.breadth(panel, breadth.calendar(panel), rows, cells)
     frame = pd.DataFrame(
@@ -124,6 +135,7 @@ def computed(series: dict[str, pd.Series], rule: Rule, chosen: list[str]) -> pd.
 
 @pytest.mark.parametrize("rule", [Rule(50, 200), Rule(5, 20), Rule(50, 200, "ema")])
 @pytest.mark.parametrize("chosen", [None, ["GAP", "MID", "SHORT"], ["EARLY", "LONG"]])
+@pytest.mark.usefixtures("blocks")
 def test_breadth_equals_the_pandas_oracle(rule: Rule, chosen: list[str] | None) -> None:
     series = universe()
     names = chosen or sorted(series)
@@ -145,6 +157,7 @@ def test_breadth_equals_the_pandas_oracle(rule: Rule, chosen: list[str] | None) 
         )
 
 
+@pytest.mark.usefixtures("blocks")
 def test_hand_checked_values() -> None:
     series = universe()
     got = computed(series, Rule(50, 200), sorted(series))
@@ -173,12 +186,36 @@ def test_rolling_extreme_equals_a_plain_window() -> None:
     rng = np.random.default_rng(3)
     values = rng.normal(size=(4, 50))
     values[1, :7] = np.nan
-    for window in (1, 5, 7, 50):
-        for highest, fill, pick in ((True, -np.inf, np.max), (False, np.inf, np.min)):
+    values[2] = np.round(values[2])  # ties
+    for window in (1, 2, 5, 7, 8, 33, 50):
+        for highest in (True, False):
             got = breadth.rolling_extreme(values, window, highest=highest)
-            windows = np.lib.stride_tricks.sliding_window_view(
-                np.nan_to_num(values, nan=fill), window, axis=1
-            )
-            expected = np.full(values.shape, np.nan)
-            expected[:, window - 1 :] = pick(windows, axis=2)
+            rolling = pd.DataFrame(values.T).rolling(window, min_periods=1)
+            expected = (rolling.max() if highest else rolling.min()).to_numpy().T
+            expected[:, : window - 1] = np.nan
             np.testing.assert_array_equal(got, expected)
+
+
+def test_highs_and_lows_equal_pandas_on_a_ragged_universe() -> None:
+    """Integer closes (many ties: a close equal to the window's extreme counts), rows
+    of every length around 252, and left padding."""
+    rng = np.random.default_rng(11)
+    width = 600
+    lengths = [0, 1, 251, 252, 253, 400, 599, 600, 600]
+    closes = np.full((len(lengths), width), np.nan)
+    for row, length in enumerate(lengths):
+        closes[row, width - length :] = rng.integers(1, 12, length)
+    closes[-1, -300:] = 7.0  # flat: once the window is all 7s, both a high and a low
+    highs, lows = breadth.highs_and_lows(closes)
+    for row, length in enumerate(lengths):
+        own = pd.Series(closes[row, width - length :])
+        high = own.rolling(252).max()
+        low = own.rolling(252).min()
+        expected_highs = np.zeros(width, dtype=bool)
+        expected_lows = np.zeros(width, dtype=bool)
+        expected_highs[width - length :] = high.notna() & (own == high)
+        expected_lows[width - length :] = low.notna() & (own == low)
+        np.testing.assert_array_equal(highs[row], expected_highs, err_msg=f"row {row}")
+        np.testing.assert_array_equal(lows[row], expected_lows, err_msg=f"row {row}")
+    flat = slice(width - 300 + 251, width)
+    assert highs[-1, flat].all() and lows[-1, flat].all()
