@@ -26,6 +26,7 @@ DISCORD_LIMIT = 2000
 #: Slack truncates a message's ``text`` past this; cut it cleanly first.
 SLACK_LIMIT = 40_000
 ELLIPSIS = "…"
+FENCE = "```"
 
 Data = Mapping[str, Any]
 
@@ -67,7 +68,6 @@ def truncate(text: str, limit: int) -> str:
     return "\n".join(kept).rstrip() + closing + "\n" + ELLIPSIS
 
 
-FENCE = "```"
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _ALIGN_CELL = re.compile(r"^:?-+:?$")
 
@@ -117,7 +117,7 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 def slack_markup(text: str) -> str:
     """Markdown as Slack's ``mrkdwn`` shows it: its control characters escaped,
-    headings and ``**bold**`` as ``*bold*`` (tables and lists pass unchanged)."""
+    headings and ``**bold**`` as ``*bold*`` (lists pass unchanged)."""
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _BOLD.sub(r"*\1*", _HEADING.sub(r"**\1**", escaped))
 
