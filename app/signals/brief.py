@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
+from app.market import repository as market
 from app.market import universes
 from app.market.repository import ClosePanel
 from app.signals import analysis as an
@@ -208,6 +209,16 @@ def build(
         indices=indices,
         universes=sections,
     )
+
+
+def indices_markdown(session: Session, day: date, now: datetime) -> str:
+    """The brief of ``day`` without its universe sections, as Markdown: what the poll's
+    ``daily_brief`` event carries as ``text``. It reads the closes of the tracked
+    indices only (a few symbols), whatever the number of other symbols."""
+    symbols = [symbol for symbol in market.tracked_symbols(session) if is_index(symbol)]
+    analysis = an.analyse(market.load_panel(session, symbols))
+    book = _CutBook(service.Snapshot(fingerprint={}, analysis=analysis, provenance={}))
+    return markdown(build(book, session, day, now, with_universes=False))
 
 
 def _has_bars(book: service.SignalBook, session: Session, symbol: str) -> bool:

@@ -21,6 +21,7 @@ from app.market import calendar
 from app.market import repository as market
 from app.market.bars import Bar
 from app.signals import analysis as an
+from app.signals import brief as brief_view
 from app.signals import daily_path, repository
 from app.signals.analysis import DEFAULT_RULE, DEFAULT_TURNS, Rule
 from app.signals.models import Event, event_id
@@ -412,7 +413,8 @@ def brief_signals(
 def record_daily_brief(
     session: Session, signals: Sequence[dict[str, Any]], *, now: datetime, live: bool
 ) -> Event | None:
-    """One ``daily_brief`` event after a poll: a line of state per symbol."""
+    """One ``daily_brief`` event after a poll: a line of state per symbol, and the
+    brief's Markdown of the tracked indices as ``text`` (:func:`brief.indices_markdown`)."""
     if not signals:
         return None
     newest = max(signal["session"] for signal in signals)
@@ -443,7 +445,11 @@ def record_daily_brief(
         session=newest,
         rule="brief",
         live=live,
-        data={"session": newest.isoformat(), "symbols": lines},
+        data={
+            "session": newest.isoformat(),
+            "symbols": lines,
+            "text": brief_view.indices_markdown(session, newest, now),
+        },
         created_at=now,
     )
     fresh = repository.insert_new(session, [brief])

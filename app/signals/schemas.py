@@ -343,12 +343,16 @@ class BriefLine(BaseModel):
 
 
 class DailyBriefData(BaseModel):
-    """``data`` of a ``daily_brief`` event: a line of state per symbol."""
+    """``data`` of a ``daily_brief`` event: a line of state per symbol, and the brief
+    of the tracked indices as Markdown (``GET /v1/brief`` without universe sections)."""
 
     model_config = ConfigDict(extra="allow")
 
     session: date
     symbols: list[BriefLine]
+    text: str | None = Field(
+        default=None, description="The brief's Markdown (null in briefs stored before it)"
+    )
 
 
 class RetractedData(BaseModel):

@@ -2,8 +2,9 @@
 
 One long-lived poller (a running scheduler's situation) backfills three real indices,
 then polls one new session: the daily path advances the carried state, and the brief's
-lines come from it. No panel is loaded during that poll, and every line equals the
-signal the book computes from the whole store.
+lines come from it. No panel is loaded for them during that poll (only the indices'
+closes, for the brief's Markdown ``text``), and every line equals the signal the book
+computes from the whole store.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def test_the_daily_brief_reuses_the_polls_analysis_and_reads_no_panel(
     backfill, daily, loads = asyncio.run(two_polls())
     assert backfill.status == daily.status == "ok"
     assert [(o.symbol, o.added) for o in daily.outcomes] == [(s, 1) for s in FILES]
-    assert loads == [], "the daily poll (detection and brief) read no close panel"
+    # Detection and the brief's lines read no close panel; its text reads the indices'
+    # (all three symbols here: tests/signals/test_brief_event.py has other symbols).
+    assert loads == [sorted(FILES)], "the daily poll read the indices' panel only"
     lines = _brief(db, MONDAY)
     assert [{name: line[name] for name in BRIEF_FIELDS} for line in lines] == _book_lines(db, clock)
     assert [line["session"] for line in lines] == [MONDAY.isoformat()] * len(FILES)
@@ -149,7 +152,8 @@ def test_a_brief_for_symbols_the_poller_holds_no_state_for_loads_only_those(
             return loads
 
     loads = asyncio.run(go())
-    assert loads == [["^RUT"]], "only the symbol without a carried state is loaded"
+    assert loads[0] == ["^RUT"], "only the symbol without a carried state is loaded"
+    assert loads[1:] == [sorted(FILES)], "then the indices, for the brief's text"
     lines = _brief(db, MONDAY)
     assert [line["symbol"] for line in lines] == sorted(FILES)
     assert {line["symbol"]: line["session"] for line in lines} == {
