@@ -292,6 +292,54 @@ def poll(
 
 
 @cli.command()
+def watch(
+    symbols: Annotated[
+        list[str] | None, typer.Argument(help="Symbols (default: the tracked watch list).")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Check as if at this time, with its offset: 2025-08-06T15:00-04:00."),
+    ] = None,
+) -> None:
+    """Run one intraday cross-watch check now (or as if --at); exit 1 outside a session
+    or if a live quote failed."""
+    from datetime import datetime
+
+    from app.jobs import watch as watching
+    from app.jobs.outbox import custom_rules
+
+    moment = None
+    if at is not None:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise _fail(
+                f"--at {at!r} is not an ISO date-time like 2025-08-06T15:00-04:00"
+            ) from None
+        if moment.tzinfo is None:
+            raise _fail(f"--at {at!r} needs a UTC offset, e.g. 2025-08-06T15:00-04:00")
+
+    with _store() as (settings, db):
+        missing = watching.no_live_source(settings)
+        if missing is not None:
+            raise _fail(missing)
+        names = [market.normalise_symbol(s) for s in symbols] if symbols else None
+
+        async def run() -> watching.WatchReport:
+            async with watching.watcher(
+                db, settings, clock=system_clock, enqueue=_enqueue(), rules=custom_rules
+            ) as watcher:
+                return await watcher.check(at=moment, symbols=names)
+
+        report = asyncio.run(run())
+    if report.outside is not None:
+        raise _fail(report.outside)
+    for line in watching.describe(report, settings.watch_distance_pct, explicit=bool(names)):
+        typer.echo(line)
+    raise typer.Exit(1 if any(f.error for f in report.findings) else 0)
+
+
+@cli.command()
 def scheduler() -> None:
     """Run only the poll scheduler (leads alone; a second one waits to take over)."""
     from app.jobs.outbox import custom_rules

@@ -159,6 +159,21 @@ class Settings(BaseSettings):
         "and fred; yahoo=2,stooq=1 names them (csv is not paced unless named).",
     )
     bad_tick_pct: float = Field(default=25.0, gt=0, allow_inf_nan=False)
+    watch_interval_minutes: int = Field(
+        default=15,
+        ge=0,
+        le=390,  # a regular session's length: one check a session
+        description="Minutes between intraday cross-watch checks during a session, "
+        "from 15 minutes after the open until the close; 0 turns the watch off.",
+    )
+    watch_distance_pct: float = Field(
+        default=3.0,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="A symbol is watched when its newest close needs to move at most "
+        "this many percent toward its trigger close to make a cross.",
+    )
     admin_token: Secret = None
     webhook_allow_private: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -44,6 +44,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "log_format": ["xml"],
     "db_concurrency": ["0", "many"],
     "db_queue_seconds": ["0", "inf"],
+    "watch_interval_minutes": ["-1", "391", "2.5", "often"],
+    "watch_distance_pct": ["0", "-3", "101", "nan", "inf", "near"],
 }
 #: Free-form secrets: any non-blank text is valid (blank means unset).
 ANY_TEXT = {"stooq_api_key", "fred_api_key", "admin_token"}

@@ -16,6 +16,7 @@ import httpx
 
 from app.clock import Clock
 from app.db.engine import Database
+from app.jobs import watch
 from app.jobs.leader import CHECK_INTERVAL_SECONDS, Leadership, Tenure, while_leading
 from app.jobs.poll import Poller, PollReport
 from app.jobs.scheduler import PollScheduler
@@ -79,6 +80,27 @@ class SerialPolls:
             return self.last
 
 
+class LeadingWatch:
+    """The scheduled watch check: skipped (with a warning) unless this process still
+    leads, and never raising into the scheduler."""
+
+    def __init__(self, watcher: watch.Watcher, tenure: Tenure | None = None) -> None:
+        self.watcher = watcher
+        self.tenure = tenure
+        self.last: watch.WatchReport | None = None
+
+    async def __call__(self) -> watch.WatchReport | None:
+        if self.tenure is not None and not await self.tenure.confirm():
+            log.warning("skipped the watch check: this process no longer leads")
+            return None
+        try:
+            self.last = await self.watcher.check()
+        except Exception:
+            log.exception("the watch check failed")
+            return None
+        return self.last
+
+
 async def run_scheduler(
     db: Database,
     settings: Settings,
@@ -92,7 +114,8 @@ async def run_scheduler(
     leadership: Leadership | None = None,
     check_interval: float = CHECK_INTERVAL_SECONDS,
 ) -> None:
-    """Lead (or wait to lead), then poll after every session close until ``stop``.
+    """Lead (or wait to lead), then poll after every session close until ``stop``, and
+    run the intraday watch during sessions (:mod:`app.jobs.watch`).
 
     A leader that loses its lock steps down and waits to lead again (see
     :mod:`app.jobs.leader`); each new tenure starts with a catch-up poll.
@@ -100,11 +123,19 @@ async def run_scheduler(
     lock = leadership if leadership is not None else Leadership(db)
 
     async def lead(tenure: Tenure) -> None:
-        async with poller(
-            db, settings, clock=clock, enqueue=enqueue, rules=rules, on_committed=on_committed
-        ) as target:
+        async with (
+            poller(
+                db, settings, clock=clock, enqueue=enqueue, rules=rules, on_committed=on_committed
+            ) as target,
+            watch.watcher(db, settings, clock=clock, enqueue=enqueue, rules=rules) as watcher,
+        ):
             polls = SerialPolls(target, tenure)
             scheduler = PollScheduler(polls, settings.poll_time)
+            off = watch.unavailable(settings)
+            if off is None:
+                watch.schedule(scheduler.scheduler, LeadingWatch(watcher, tenure), settings)
+            else:
+                log.info(off)
             if started is not None:
                 started(scheduler)
             await scheduler.run(tenure.ended)

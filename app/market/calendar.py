@@ -93,6 +93,12 @@ def is_session(day: date) -> bool:
     return day in built.sessions
 
 
+def session_open(day: date) -> datetime:
+    """The UTC instant the session ``day`` opens (09:30 ET)."""
+    opening = _calendar(day).session_open(pd.Timestamp(day))
+    return opening.to_pydatetime()  # type: ignore[no-any-return]
+
+
 def session_close(day: date) -> datetime:
     """The UTC instant the session ``day`` closes (13:00 ET on early-close days)."""
     close = _calendar(day).session_close(pd.Timestamp(day))

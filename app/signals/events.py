@@ -316,6 +316,10 @@ def _panel(session: Session, changes: Sequence[Change]) -> market.ClosePanel:
     return market.ClosePanel(symbols, closes, days)
 
 
+# Events not derived from stored closes, so never retracted by a revision of them.
+_NOT_FROM_CLOSES = ("daily_brief", "snapshot", "test", "cross_watch", "cross_watch_missed")
+
+
 def _retract(
     session: Session,
     symbol: str,
@@ -328,7 +332,7 @@ def _retract(
     stale = [
         event
         for event in repository.active_for(session, symbol, [*rule_keys, DEFAULT_TURNS.key], since)
-        if event.id not in still_true and event.type not in ("daily_brief", "snapshot", "test")
+        if event.id not in still_true and event.type not in _NOT_FROM_CLOSES
     ]
     retractions = []
     for original in stale:

@@ -93,6 +93,8 @@ class EventType(StrEnum):
     peak = "peak"
     trough = "trough"
     cross_approaching = "cross_approaching"
+    cross_watch = "cross_watch"
+    cross_watch_missed = "cross_watch_missed"
     daily_brief = "daily_brief"
     retracted = "retracted"
     snapshot = "snapshot"
@@ -328,6 +330,39 @@ class TurnData(TurnFacts, Provenance):
     """``data`` of a ``peak`` or ``trough`` event."""
 
 
+class CrossWatchData(BaseModel):
+    """``data`` of a ``cross_watch`` event: during ``session``, a live price at or beyond
+    the trigger close in the direction of a cross. Provisional: the close settles it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    direction: Regime = Field(description="The cross the close would make")
+    live_price: float
+    trigger_close: float = Field(description="The close that makes the averages equal")
+    distance_pct: float = Field(
+        description="Move still needed from the live price to the trigger close, in % of "
+        "the live price (0 or below: at or beyond it)"
+    )
+    as_of: datetime = Field(description="The live price's time, with its UTC offset")
+    session: date
+    rule: RuleOut
+    provisional: bool
+
+
+class CrossWatchMissedData(BaseModel):
+    """``data`` of a ``cross_watch_missed`` event: a ``cross_watch`` session whose close
+    did not make the cross."""
+
+    model_config = ConfigDict(extra="allow")
+
+    direction: Regime
+    close: float = Field(description="The session's close")
+    trigger_close: float
+    session: date
+    rule: RuleOut
+    watch_id: str = Field(description="The id of the `cross_watch` event it answers")
+
+
 class BriefLine(BaseModel):
     symbol: str
     session: date
@@ -397,6 +432,8 @@ EventData = (
     ApproachData
     | CrossData
     | TurnData
+    | CrossWatchData
+    | CrossWatchMissedData
     | DailyBriefData
     | RetractedData
     | SnapshotData

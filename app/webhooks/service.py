@@ -4,7 +4,8 @@ Matching an event to a subscription: its type must be among the subscription's e
 types (empty: all), its symbol among its symbols (null: all) and, when it names a
 universe, a member of that universe when the event is written (with both, the symbol
 must be in the list and in the universe; a deleted universe has no members); for cross
-events (``golden_cross``, ``death_cross``, ``cross_approaching``) its rule string must
+events (``golden_cross``, ``death_cross``, ``cross_approaching``, ``cross_watch``,
+``cross_watch_missed``) its rule string must
 be the subscription's rule (``sma:50:200`` unless it set its own). A ``retracted`` event
 carries its original's rule and type (``data.original_type``): it matches like that
 original would, by symbol (and universe membership when the retraction is written)
@@ -37,7 +38,9 @@ from app.webhooks.schemas import Rule, SubscriptionIn, SubscriptionPatch
 from app.webhooks.signing import new_secret
 from app.webhooks.ssrf import Resolver, check_url
 
-CROSS_TYPES = frozenset({"golden_cross", "death_cross", "cross_approaching"})
+CROSS_TYPES = frozenset(
+    {"golden_cross", "death_cross", "cross_approaching", "cross_watch", "cross_watch_missed"}
+)
 PRIVATE_TYPES = frozenset(ONE_OFF_TYPES)
 DEFAULT_RULE = "sma:50:200"
 ROTATION_OVERLAP = timedelta(hours=24)

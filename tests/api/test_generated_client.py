@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import httpx
@@ -34,8 +35,9 @@ from openapi_spec_validator import validate
 from app.api.app import create_app
 from app.auth.service import create_key
 from app.db.engine import Database
-from app.jobs import ingest
+from app.jobs import ingest, watch
 from app.market import repository as market
+from app.market.providers.yahoo import LiveQuote
 from app.settings import load_settings
 from app.signals import events as signal_events
 from app.signals import service as signal_service
@@ -54,6 +56,8 @@ PAYLOADS = {
     "golden_cross": "CrossData",
     "death_cross": "CrossData",
     "cross_approaching": "ApproachData",
+    "cross_watch": "CrossWatchData",
+    "cross_watch_missed": "CrossWatchMissedData",
     "peak": "TurnData",
     "trough": "TurnData",
     "daily_brief": "DailyBriefData",
@@ -116,6 +120,21 @@ def _store_brief_and_retraction(db: Database) -> None:
         assert [event.type for event in found] == ["retracted"]
 
 
+def _store_watch_and_miss(db: Database) -> None:
+    """A ``cross_watch`` as a check writes it, settled by :func:`watch.settle` as a
+    ``cross_watch_missed`` (no cross of ^RUT on its session)."""
+    day = date(2026, 8, 21)
+    candidate = watch.Candidate(
+        "^RUT", DEFAULT_RULE, day, date(2026, 8, 20), 2400.0, 2450.0, "golden", 2.08
+    )
+    at = datetime(2026, 8, 21, 15, 0, tzinfo=ZoneInfo("America/New_York"))
+    quote = LiveQuote("^RUT", 2460.0, at, day)
+    with db.transaction() as session:
+        event = watch.cross_watch_event(candidate, quote, -0.4, NOW)
+        assert watch.insert_if_absent(session, [event]) == [event]
+        assert [e.type for e in watch.settle(session, now=NOW)] == ["cross_watch_missed"]
+
+
 def _free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -137,6 +156,7 @@ def served(
     db = Database(url)
     ingest.seed(db, SEEDED, clock=lambda: NOW)
     _store_brief_and_retraction(db)
+    _store_watch_and_miss(db)
     with db.transaction() as session:
         _row, key = create_key(session, "generated client", clock=lambda: NOW)
     # Loopback webhook URLs are accepted; nothing is sent (no delivery worker runs).

@@ -105,6 +105,8 @@ def test_event_types_and_regimes_are_named_enums(description: dict[str, Any]) ->
         "peak",
         "trough",
         "cross_approaching",
+        "cross_watch",
+        "cross_watch_missed",
         "daily_brief",
         "retracted",
         "snapshot",
@@ -125,7 +127,7 @@ def test_event_types_and_regimes_are_named_enums(description: dict[str, Any]) ->
         regime = schemas[model]["properties"]["regime"]
         assert regime["anyOf"] == [{"$ref": "#/components/schemas/Regime"}, {"type": "null"}]
     payloads = schemas["EventOut"]["properties"]["data"]["anyOf"]
-    assert len(payloads) == 7 and all("$ref" in payload for payload in payloads)
+    assert len(payloads) == 9 and all("$ref" in payload for payload in payloads)
     returns = schemas["ForwardReturns"]
     assert list(returns["properties"]) == ["21", "63", "126", "252"]
     assert returns["required"] == ["21", "63", "126", "252"]

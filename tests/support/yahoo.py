@@ -79,6 +79,7 @@ class YahooFake:
                 "exchangeName": "SNP",
                 "instrumentType": "INDEX",
                 "regularMarketTime": market_time,
+                "regularMarketPrice": chosen[-1].close if chosen else None,
                 "gmtoffset": -14400,
                 "timezone": "EDT",
                 "exchangeTimezoneName": "America/New_York",

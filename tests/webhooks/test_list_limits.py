@@ -71,7 +71,7 @@ def test_lists_past_their_bounds_are_422_problems(
         body = {key: value for key, value in body.items() if key != "url"}
         response = client.patch(f"/v1/webhooks/{hook}", json=body, headers=alice)
         assert response.status_code == 422, response.text[:200]
-    assert MAX_EVENT_TYPES == 9
+    assert MAX_EVENT_TYPES == 11
 
 
 def test_the_bounds_are_in_openapi(client: TestClient) -> None:

@@ -16,6 +16,11 @@ identity. Format quirks handled here (see ``tests/fixtures/providers/SOURCES.md`
 - no ``timestamp`` key (``quote == [{}]``) means no bars in the range: ``NoData``;
 - prices arrive as float32 widened to float64 (``216.16000366210938``); each is
   replaced by the shortest decimal that maps to the same float32 (``216.16``).
+
+During a session the same chart answers the live price: :meth:`YahooProvider.live_quote`
+reads it (``meta.regularMarketPrice`` at ``meta.regularMarketTime``, or the in-progress
+bar's close) for the intraday cross watch. A live quote is never a bar: it is not
+stored as a close.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from __future__ import annotations
 import json
 import math
 import struct
-from datetime import UTC, date, datetime, time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,6 +54,24 @@ from app.market.providers.limits import ProviderLimit
 FULL_HISTORY_PERIOD1 = -2208988800
 _US_EXCHANGE_TZ = "America/New_York"
 _PRICE_FIELDS = ("open", "high", "low", "close")
+
+
+#: How far back a live-quote request reaches (a long weekend plus a holiday).
+_LIVE_LOOKBACK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class LiveQuote:
+    """A symbol's price during a session, per Yahoo's own clock.
+
+    ``as_of``: the last trade's time in the exchange's time zone (with its offset);
+    ``session``: the trading day of ``currentTradingPeriod.regular``.
+    """
+
+    symbol: str
+    price: float
+    as_of: datetime
+    session: date
 
 
 class YahooProvider:
@@ -101,9 +125,85 @@ class YahooProvider:
         bars = await self._retry.run(attempt)
         return closed_result(self.name, symbol, bars, since)
 
+    async def live_quote(self, symbol: str, *, now: datetime) -> LiveQuote:
+        """The in-session price of ``symbol`` (the chart's answer at ``now``).
+
+        Raises ``NoData`` when Yahoo's last trade is outside the regular session (pre-
+        market, after the close, a holiday), and the errors of :meth:`fetch` otherwise.
+        """
+        if not symbol or any(ch.isspace() or ch == "/" for ch in symbol):
+            raise SymbolNotSupported(f"Yahoo cannot look up the symbol {symbol!r}")
+        params: dict[str, str | int] = {
+            "period1": int((now - _LIVE_LOOKBACK).timestamp()),
+            "period2": int(now.timestamp()),
+            "interval": "1d",
+            "includePrePost": "false",
+        }
+        url = f"{self._base_url}/v8/finance/chart/{quote(symbol, safe='')}"
+
+        async def attempt() -> LiveQuote:
+            response = await http_get(
+                self._client,
+                "Yahoo",
+                url,
+                params=params,
+                timeout=self._timeout,
+                limit=self._limit,
+            )
+            return parse_live_quote(response, symbol)
+
+        return await self._retry.run(attempt)
+
 
 def parse_chart(response: httpx.Response, symbol: str, *, now: datetime) -> list[Bar]:
     """The final (closed-session) bars of a chart response, oldest first."""
+    return _bars(_chart_result(response, symbol), symbol, now=now)
+
+
+def parse_live_quote(response: httpx.Response, symbol: str) -> LiveQuote:
+    """The live price of a chart answered during a session.
+
+    Live means Yahoo's last trade (``regularMarketTime``) lies within its current
+    regular session (``currentTradingPeriod.regular``, start inclusive, end
+    exclusive). The price is ``regularMarketPrice``, or else the close of the bar
+    stamped at or after the session's start (the in-progress bar).
+    """
+    result = _chart_result(response, symbol)
+    meta = result.get("meta") or {}
+    exchange_tz = _exchange_tz(meta, symbol)
+    regular = (meta.get("currentTradingPeriod") or {}).get("regular") or {}
+    start, end = regular.get("start"), regular.get("end")
+    market_time = meta.get("regularMarketTime")
+    if not (isinstance(start, int) and isinstance(end, int) and isinstance(market_time, int)):
+        raise BadResponse(f"Yahoo chart for {symbol} has no regular session or market time")
+    as_of = datetime.fromtimestamp(market_time, exchange_tz)
+    if not start <= market_time < end:
+        raise NoData(
+            f"Yahoo has no in-session price for {symbol}: its last trade "
+            f"({as_of.isoformat()}) is outside the regular session"
+        )
+    price = meta.get("regularMarketPrice")
+    if not isinstance(price, int | float) or isinstance(price, bool):
+        price = _in_progress_close(result, start, symbol)
+    price = float32_decimal(float(price))
+    if not math.isfinite(price) or price <= 0:
+        raise BadResponse(f"Yahoo chart for {symbol} has no usable live price ({price!r})")
+    session = datetime.fromtimestamp(start, exchange_tz).date()
+    return LiveQuote(symbol=symbol, price=price, as_of=as_of, session=session)
+
+
+def _in_progress_close(result: dict[str, Any], start: int, symbol: str) -> float:
+    timestamps = result.get("timestamp") or []
+    quotes = (result.get("indicators") or {}).get("quote") or [{}]
+    closes = _column(quotes[0], "close", len(timestamps), symbol)
+    for stamp, close in zip(reversed(timestamps), reversed(closes), strict=True):
+        if isinstance(stamp, int | float) and stamp >= start and close is not None:
+            return close
+    raise NoData(f"Yahoo has no in-session price for {symbol}: no bar of the session yet")
+
+
+def _chart_result(response: httpx.Response, symbol: str) -> dict[str, Any]:
+    """The first chart result of a response; errors per the module's quirks."""
     status = response.status_code
     body = _json_body(response)
     if status in (401, 403):
@@ -122,7 +222,8 @@ def parse_chart(response: httpx.Response, symbol: str, *, now: datetime) -> list
     results = chart.get("result")
     if not isinstance(results, list) or not results or not isinstance(results[0], dict):
         raise BadResponse(f"Yahoo answered without a chart result for {symbol}")
-    return _bars(results[0], symbol, now=now)
+    result: dict[str, Any] = results[0]
+    return result
 
 
 def _json_body(response: httpx.Response) -> Any:
@@ -160,13 +261,17 @@ def _error_text(envelope: Any) -> str:
     return ": " + ": ".join(parts) if parts else ""
 
 
+def _exchange_tz(meta: dict[str, Any], symbol: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(meta.get("exchangeTimezoneName")))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadResponse(f"Yahoo chart for {symbol} has no usable exchangeTimezoneName") from None
+
+
 def _bars(result: dict[str, Any], symbol: str, *, now: datetime) -> list[Bar]:
     meta = result.get("meta") or {}
     tz_name = meta.get("exchangeTimezoneName")
-    try:
-        exchange_tz = ZoneInfo(str(tz_name))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadResponse(f"Yahoo chart for {symbol} has no usable exchangeTimezoneName") from None
+    exchange_tz = _exchange_tz(meta, symbol)
     timestamps = result.get("timestamp")
     if not timestamps:
         raise NoData(f"Yahoo returned no bars for {symbol} in the requested range")

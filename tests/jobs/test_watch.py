@@ -1,0 +1,348 @@
+"""The intraday cross watch (issue 15 item 1): ^RUT on 2025-08-06, when the golden cross
+was pending (trigger close 2,130.03, 4.3 % below the 2025-08-05 close), against a local
+Yahoo-format HTTP server answering a live in-session quote."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.db.engine import Database
+from app.jobs import watch
+from app.jobs.outbox import custom_rules, enqueuer
+from app.jobs.runtime import poller
+from app.market.bars import Bar
+from app.market.providers import NoData
+from app.market.providers.yahoo import parse_live_quote
+from app.market.service import read_csv_file
+from app.settings import Settings, load_settings
+from app.signals.models import Event, event_id
+from app.webhooks.models import Delivery
+from tests.conftest import data_file, run_cli
+from tests.support.yahoo import NEW_YORK, LiveBar, YahooFake, at_new_york
+from tests.webhooks.conftest import subscribe
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
+DAY = date(2025, 8, 6)
+BEFORE = date(2025, 8, 5)
+TRIGGER = 2130.03
+AT = at_new_york(DAY, 15)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Scene:
+    db: Database
+    settings: Settings
+    fake: YahooFake
+    clock: Clock
+    url: str
+
+    def live(self, price: float, at: datetime = AT) -> None:
+        self.fake.live["^RUT"] = LiveBar(Bar(DAY, price, price, price, price, 1.0), at)
+
+    def check(self, **kwargs: Any) -> watch.WatchReport:
+        async def go() -> watch.WatchReport:
+            async with watch.watcher(
+                self.db,
+                self.settings,
+                clock=self.clock,
+                enqueue=enqueuer(self.clock),
+                rules=custom_rules,
+            ) as watcher:
+                return await watcher.check(**kwargs)
+
+        return asyncio.run(go())
+
+    def close_session(self, close: float) -> None:
+        """The poll after the 2025-08-06 close, storing ``close``."""
+        self.fake.live.clear()
+        self.fake.series["^RUT"].append(Bar(DAY, close))
+        self.clock.now = at_new_york(DAY, 17, 30)
+        self.poll()
+
+    def poll(self) -> None:
+        async def go() -> None:
+            async with poller(
+                self.db,
+                self.settings,
+                clock=self.clock,
+                enqueue=enqueuer(self.clock),
+                rules=custom_rules,
+            ) as target:
+                report = await target.poll(["^RUT"], trigger="manual")
+                assert report.status == "ok"
+
+        asyncio.run(go())
+
+    def events(self, *types: str) -> list[Event]:
+        with self.db.transaction(write=False) as session:
+            query = select(Event).where(Event.symbol == "^RUT", Event.session == DAY)
+            if types:
+                query = query.where(Event.type.in_(types))
+            return list(session.scalars(query.order_by(Event.type)))
+
+
+def rut_until(day: date) -> list[Bar]:
+    return [bar for bar in read_csv_file(data_file("rut_daily.csv")) if bar.session <= day]
+
+
+@pytest.fixture
+def scene(db: Database, database_url: str) -> Iterator[Scene]:
+    """^RUT stored up to 2025-08-05 by a poll through the local server."""
+    fake = YahooFake(series={"^RUT": rut_until(BEFORE)})
+    with fake.serve() as url:
+        settings = load_settings(
+            database_url=database_url,
+            seed=False,
+            yahoo_base_url=url,
+            provider_retries=0,
+            webhook_allow_private=True,
+            _env_file=None,
+        )
+        clock = Clock(at_new_york(BEFORE, 18))
+        scene = Scene(db, settings, fake, clock, url)
+        scene.poll()
+        clock.now = AT
+        yield scene
+
+
+def test_a_live_price_beyond_the_trigger_writes_one_golden_cross_watch(scene: Scene) -> None:
+    hook, _ = subscribe(scene.db, "http://127.0.0.1:9/hook", now=scene.clock.now)
+    scene.live(2140.0)
+    report = scene.check(at=AT)
+    assert report.session == DAY
+    [finding] = report.findings
+    assert finding.candidate.trigger_close == pytest.approx(TRIGGER, abs=0.005)
+    assert finding.candidate.needed_pct == pytest.approx(-4.3, abs=0.01)
+    [event] = report.written
+    assert event.id == event_id("^RUT", "sma:50:200", "cross_watch", DAY)
+    assert event.live
+    assert event.data == {
+        "direction": "golden",
+        "live_price": 2140.0,
+        "trigger_close": pytest.approx(TRIGGER, abs=0.005),
+        "distance_pct": pytest.approx((TRIGGER - 2140.0) / 2140.0 * 100, abs=1e-3),
+        "as_of": "2025-08-06T15:00:00-04:00",
+        "session": "2025-08-06",
+        "rule": {"fast": 50, "slow": 200, "type": "sma"},
+        "provisional": True,
+    }
+    # A second check (the price still beyond) adds nothing: no event, no delivery.
+    again = scene.check(at=AT + timedelta(minutes=15))
+    assert again.written == []
+    assert again.findings[0].event is not None and again.findings[0].crossed
+    assert [e.type for e in scene.events()] == ["cross_watch"]
+    with scene.db.transaction(write=False) as session:
+        deliveries = list(session.scalars(select(Delivery)))
+    assert [(d.event_id, d.subscription_id) for d in deliveries] == [(event.id, hook)]
+    # The close crosses: the closing poll writes the golden cross, and no miss.
+    scene.close_session(2221.29)
+    assert [e.type for e in scene.events()] == ["cross_watch", "golden_cross"]
+
+
+def test_a_live_price_short_of_the_trigger_writes_nothing(scene: Scene) -> None:
+    scene.live(2120.0)
+    report = scene.check(at=AT)
+    [finding] = report.findings
+    assert not finding.crossed and finding.event is None
+    assert finding.distance_pct == pytest.approx((TRIGGER - 2120.0) / 2120.0 * 100, abs=1e-3)
+    assert scene.events() == []
+
+
+def test_a_close_short_of_the_trigger_settles_the_watch_as_missed(scene: Scene) -> None:
+    scene.live(2140.0)
+    [watched] = scene.check(at=AT).written
+    scene.close_session(2100.0)
+    [missed] = scene.events("cross_watch_missed")
+    assert missed.id == event_id("^RUT", "sma:50:200", "cross_watch_missed", DAY)
+    assert missed.live
+    assert missed.data["close"] == 2100.0
+    assert missed.data["trigger_close"] == watched.data["trigger_close"]
+    assert missed.data["direction"] == "golden"
+    assert missed.data["watch_id"] == watched.id
+    assert scene.events("golden_cross") == []
+    # A later poll settles nothing again.
+    scene.clock.now = at_new_york(date(2025, 8, 7), 17, 30)
+    scene.fake.series["^RUT"].append(Bar(date(2025, 8, 7), 2101.0))
+    scene.poll()
+    assert len(scene.events("cross_watch_missed")) == 1
+
+
+def test_outside_a_session_nothing_is_checked(scene: Scene) -> None:
+    scene.live(2140.0)
+    report = scene.check(at=at_new_york(DAY, 16, 30))
+    assert report.session is None and report.findings == []
+    assert report.outside is not None
+    assert "next opens at 2025-08-07T09:30:00-04:00" in report.outside
+
+
+def test_a_quote_outside_yahoos_session_is_no_live_price(scene: Scene) -> None:
+    """No live bar: Yahoo's last trade is the previous close, not in this session."""
+    report = scene.check(at=AT)
+    [finding] = report.findings
+    assert finding.error is not None and "outside the regular session" in finding.error
+    assert scene.events() == []
+
+
+def test_the_cli_checks_as_if_at_a_time_and_prints_each_finding(scene: Scene) -> None:
+    scene.live(2140.0)
+    env = {"CROSSWATCH_YAHOO_BASE_URL": scene.url, "CROSSWATCH_PROVIDER_RETRIES": "0"}
+    args = ("watch", "^RUT", "--at", "2025-08-06T15:00-04:00")
+    first = run_cli(*args, database_url=scene.settings.database_url, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(
+        "^RUT sma:50:200 golden watch: live 2,140.00 at 2025-08-06T15:00:00-04:00, "
+        "trigger 2,130.03, distance -0.47%: cross_watch written (evt_"
+    )
+    second = run_cli(*args, database_url=scene.settings.database_url, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "cross_watch already written" in second.stdout
+    assert len(scene.events("cross_watch")) == 1
+    outside = run_cli(
+        "watch", "--at", "2025-08-09T12:00-04:00", database_url=scene.settings.database_url, env=env
+    )
+    assert outside.returncode == 1
+    assert outside.stderr.splitlines()[-1].startswith("error: outside an XNYS session")
+    naive = run_cli("watch", "--at", "2025-08-06T15:00", database_url=scene.settings.database_url)
+    assert naive.returncode == 1
+    assert "needs a UTC offset" in naive.stderr
+
+
+def test_two_processes_checking_at_once_write_one_event(scene: Scene) -> None:
+    """Two ``crosswatch watch`` processes (the store's own locking, on PostgreSQL
+    when ``CROSSWATCH_TEST_DATABASE_URL`` is set) write one event and one delivery."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    hook, _ = subscribe(scene.db, "http://127.0.0.1:9/hook", now=scene.clock.now)
+    scene.live(2140.0)
+    env = {
+        **__import__("os").environ,
+        "CROSSWATCH_DATABASE_URL": scene.settings.database_url,
+        "CROSSWATCH_SEED": "false",
+        "CROSSWATCH_YAHOO_BASE_URL": scene.url,
+    }
+    args = [sys.executable, "-m", "app", "watch", "^RUT", "--at", "2025-08-06T15:00-04:00"]
+    runs = [
+        subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert sum("cross_watch written" in out for out in outputs) == 1
+    assert sum("cross_watch already written" in out for out in outputs) == 1
+    [event] = scene.events()
+    with scene.db.transaction(write=False) as session:
+        deliveries = list(session.scalars(select(Delivery)))
+    assert [(d.event_id, d.subscription_id) for d in deliveries] == [(event.id, hook)]
+
+
+# --- the live quote ------------------------------------------------------------------
+
+
+def _response(name: str) -> httpx.Response:
+    return httpx.Response(200, content=(FIXTURES / name).read_bytes())
+
+
+def test_the_live_quote_of_a_real_in_session_chart() -> None:
+    quote = parse_live_quote(_response("yahoo_chart_live_session_aapl_6mo_1d.json"), "AAPL")
+    assert quote.price == 269.22
+    assert quote.session == date(2025, 10, 28)
+    assert quote.as_of.isoformat() == "2025-10-28T12:48:22-04:00"
+
+
+def test_the_live_quote_takes_its_session_from_the_trading_period_not_the_bars() -> None:
+    """Captured in the 2025-03-24 session for a 2022 range: the quote is of today."""
+    body = json.loads(
+        (FIXTURES / "yahoo_chart_aapl_1d_captured_in_session_dst_mismatch.json").read_text()
+    )
+    meta = body["chart"]["result"][0]["meta"]
+    quote = parse_live_quote(httpx.Response(200, content=json.dumps(body).encode()), "AAPL")
+    assert quote.session == date(2025, 3, 24)
+    assert quote.as_of.utcoffset() == timedelta(hours=-4)
+    assert quote.price == meta["regularMarketPrice"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "yahoo_chart_after_close_same_evening_aapl_6mo_1d.json",
+        "yahoo_chart_premarket_aapl_6mo_1d.json",
+    ],
+)
+def test_a_chart_outside_the_session_has_no_live_quote(name: str) -> None:
+    with pytest.raises(NoData, match="outside the regular session"):
+        parse_live_quote(_response(name), "AAPL")
+
+
+# --- when the scheduler checks -----------------------------------------------------------
+
+
+def _times(start: datetime, until: datetime, interval: timedelta) -> list[str]:
+    times, now = [], start
+    while (now := watch.next_check_time(now, interval)) < until:
+        times.append(now.astimezone(NEW_YORK).strftime("%m-%d %H:%M"))
+    return times
+
+
+def test_checks_start_15_minutes_after_the_open_and_stop_before_the_close() -> None:
+    day = [*_times(at_new_york(DAY, 0), at_new_york(DAY, 23), timedelta(minutes=15))]
+    assert day[0] == "08-06 09:45" and day[1] == "08-06 10:00"
+    assert day[-1] == "08-06 15:45" and len(day) == 25
+    hourly = _times(at_new_york(DAY, 0), at_new_york(DAY, 23), timedelta(minutes=60))
+    assert hourly == [f"08-06 {h:02d}:45" for h in range(9, 16)]
+    # From mid-session, the next on the grid.
+    assert watch.next_check_time(at_new_york(DAY, 11, 7), timedelta(minutes=15)) == at_new_york(
+        DAY, 11, 15
+    )
+
+
+def test_checks_follow_the_calendar_holidays_and_early_closes() -> None:
+    # Thanksgiving 2025 is no session; Black Friday closes at 13:00.
+    times = _times(
+        at_new_york(date(2025, 11, 26), 16),
+        at_new_york(date(2025, 12, 1), 10),
+        timedelta(minutes=15),
+    )
+    friday = [t for t in times if t.startswith("11-28")]
+    assert friday[0] == "11-28 09:45" and friday[-1] == "11-28 12:45" and len(friday) == 13
+    assert not any(t.startswith("11-27") for t in times)
+    assert times[len(friday)] == "12-01 09:45"
+
+
+def test_the_trigger_fires_at_the_check_times() -> None:
+    trigger = watch.WatchTrigger(timedelta(minutes=15))
+    fire = trigger.get_next_fire_time(None, at_new_york(date(2025, 8, 9), 12))  # a Saturday
+    assert fire == at_new_york(date(2025, 8, 11), 9, 45)
+    assert trigger.get_next_fire_time(fire, fire) == at_new_york(date(2025, 8, 11), 10)
+
+
+def test_the_watch_is_scheduled_unless_turned_off() -> None:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    settings = load_settings(_env_file=None, seed=False)
+    scheduler = AsyncIOScheduler()
+    assert watch.unavailable(settings) is None
+    watch.schedule(scheduler, lambda: None, settings)
+    assert isinstance(scheduler.get_job("watch").trigger, watch.WatchTrigger)
+    assert watch.unavailable(load_settings(_env_file=None, watch_interval_minutes=0)) is not None
+    assert "yahoo" in str(watch.unavailable(load_settings(_env_file=None, providers="stooq")))
