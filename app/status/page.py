@@ -32,6 +32,10 @@ def _ago(seconds: float | None) -> str:
     return "—" if seconds is None else ago(seconds)
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
 def _words(value: str) -> str:
     return value.replace("_", " ")
 
@@ -45,7 +49,9 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(number=_number, percent=_percent, when=_when, ago=_ago, words=_words)
+    env.filters.update(
+        number=_number, percent=_percent, share=_share, when=_when, ago=_ago, words=_words
+    )
     return env
 
 
@@ -58,6 +64,10 @@ def render(gathered: Gathered, *, refresh: bool = True) -> str:
     report = gathered.report
     # Safe to mark up: the SVG is built from numbers and html-escaped text only.
     charts = {symbol: Markup(chart.render(series)) for symbol, series in gathered.charts.items()}
+    breadth_charts = {
+        name: Markup(chart.render_breadth(series))
+        for name, series in gathered.breadth_charts.items()
+    }
     return (
         environment()
         .get_template("status.html")
@@ -65,6 +75,8 @@ def render(gathered: Gathered, *, refresh: bool = True) -> str:
             report=report,
             charts=charts,
             series=gathered.charts,
+            breadth_charts=breadth_charts,
+            breadth_series=gathered.breadth_charts,
             slug=chart.slug,
             key=_legend_key,
             refresh=REFRESH_SECONDS if refresh else None,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.signals.schemas import EventType, Regime
+from app.signals.schemas import BreadthRow, EventType, Regime
 
 State = Literal["operational", "degraded", "down", "unknown"]
 
@@ -102,6 +102,15 @@ class SymbolCard(BaseModel):
     chart_sessions: int
 
 
+class BreadthCard(BaseModel):
+    """One universe's breadth under the default rule (``/v1/breadth``'s newest row)."""
+
+    universe: str
+    symbols: int = Field(description="Symbols in the universe")
+    newest: BreadthRow | None = Field(description="Null until a member has a close")
+    chart_sessions: int = Field(description="Sessions in the charted window (about two years)")
+
+
 class RecentEvent(BaseModel):
     id: str
     type: EventType
@@ -161,3 +170,6 @@ class StatusReport(BaseModel):
     deliveries: DeliveryHealth | None = Field(description="Null until the webhook tables exist")
     polls: list[PollRunOut]
     next_poll_at: datetime | None
+    breadth: list[BreadthCard] = Field(
+        default_factory=list, description="One card per universe, by name"
+    )

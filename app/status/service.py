@@ -24,8 +24,8 @@ from app.market import calendar, polls
 from app.settings import Settings
 from app.signals import analysis as an
 from app.signals.service import SignalBook, Snapshot, all_signals
-from app.status import components, repository
-from app.status.chart import CHART_SESSIONS, Series
+from app.status import breadth, components, repository
+from app.status.chart import CHART_SESSIONS, BreadthSeries, Series
 from app.status.components import Run
 from app.status.health import StoreProblem, failed, store_problem
 from app.status.schemas import (
@@ -47,10 +47,12 @@ DELIVERY_WINDOW = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Gathered:
-    """The report plus each symbol's chart series (presentation only, not in the JSON)."""
+    """The report plus each symbol's and each universe's chart series (presentation
+    only, not in the JSON)."""
 
     report: StatusReport
     charts: dict[str, Series] = field(default_factory=dict)
+    breadth_charts: dict[str, BreadthSeries] = field(default_factory=dict)
 
 
 def sessions_behind(last: date, expected: date) -> int:
@@ -94,6 +96,7 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
             for run in polls.recent_runs(session, PROVIDER_LOOKBACK_RUNS)
         ]
         cards, charts = _symbols(session, book, now)
+        breadth_cards, breadth_charts = breadth.cards(session, book)
         events = [
             RecentEvent(
                 id=event.id,
@@ -120,8 +123,9 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
         deliveries=None if facts is None else _delivery_health(facts, now),
         polls=[_run_out(run) for run in runs[:RECENT_RUNS]],
         next_poll_at=calendar.next_poll_time(now, delay),
+        breadth=breadth_cards,
     )
-    return Gathered(report, charts)
+    return Gathered(report, charts, breadth_charts)
 
 
 def _overall(parts: list[Component], cards: list[SymbolCard]) -> Overall:

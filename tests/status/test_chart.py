@@ -1,4 +1,5 @@
-"""The server-drawn SVG: lines with gaps for NaN warm-up, one marker per cross."""
+"""The server-drawn SVG: lines with gaps for NaN warm-up, one marker per cross; a
+universe's breadth shares on a fixed 0-100 % scale."""
 
 from __future__ import annotations
 
@@ -6,7 +7,18 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from app.status.chart import DASH, Series, render, slug
+from app.status.chart import (
+    BOTTOM,
+    DASH,
+    DOTS,
+    HEIGHT,
+    TOP,
+    BreadthSeries,
+    Series,
+    render,
+    render_breadth,
+    slug,
+)
 from tests.status.dom import Node, parse
 
 
@@ -93,3 +105,44 @@ def test_the_label_is_escaped_and_empty_series_draw_nothing() -> None:
     assert "<b>" not in render(strange)
     assert render(series(0)) == ""
     assert slug("^GSPC") == "gspc" and slug("BRK.B") == "brk-b"
+
+
+def shares(n: int = 5, universe: str = "Small caps") -> BreadthSeries:
+    nan = np.nan
+    return BreadthSeries(
+        universe=universe,
+        sessions=[date(2026, 1, 5) + timedelta(days=i) for i in range(n)],
+        above_fast=np.array([nan, 0.0, 50.0, 100.0, 75.0][:n]),
+        above_slow=np.array([nan, nan, 40.0, nan, 60.0][:n]),
+        golden_regime=np.array([nan, nan, nan, 100.0, 100.0][:n]),
+        fast_window=50,
+        slow_window=200,
+    )
+
+
+def ys(path: Node) -> list[float]:
+    return [float(p.split(" ")[1]) for p in path.attrs["d"][1:].replace("M", "L").split(" L")]
+
+
+def test_breadth_shares_are_drawn_on_a_fixed_percent_scale() -> None:
+    svg = parse(render_breadth(shares())).by_id("breadth-chart-small-caps")
+    fast = svg.by_id("above-fast-small-caps")
+    low, middle, high, _ = ys(fast)
+    assert TOP <= high < middle < low <= HEIGHT - BOTTOM  # 100 % on top, 0 % at the bottom
+    assert abs((low + high) / 2 - middle) < 0.11  # 50 % halfway
+    # NaN (no denominator that session) leaves a gap: a new segment after it
+    assert svg.by_id("above-slow-small-caps").attrs["d"].count("M") == 2
+    assert svg.by_id("above-slow-small-caps").attrs["stroke-dasharray"] == DASH
+    assert svg.by_id("golden-regime-small-caps").attrs["stroke-dasharray"] == DOTS
+    assert "stroke-dasharray" not in fast.attrs
+    assert not svg.find_all("polygon")
+    # the same 0-100 % scale whatever the data: 100 % is as high on every chart
+    other = shares()
+    other.above_fast[:] = [np.nan, 100.0, 100.0, 100.0, 100.0]
+    assert ys(parse(render_breadth(other)).by_id("above-fast-small-caps"))[0] == high
+
+
+def test_breadth_labels_are_escaped_and_nothing_to_draw_draws_nothing() -> None:
+    assert "<b>" not in render_breadth(shares(universe="<b>x"))
+    assert render_breadth(shares(0)) == ""
+    assert render_breadth(shares(1)) == ""  # one session, no share yet

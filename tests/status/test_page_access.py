@@ -23,7 +23,7 @@ PAGE, CARD = "var(--bg)", "var(--card)"
 TEXT = [
     "body", ".muted", "a", "th", "dt", "td.error", ".state.operational", ".state.degraded",
     ".state.down", ".state.unknown", ".legend", ".legend .l-price", ".legend .l-fast",
-    ".legend .l-slow", ".legend .l-golden", ".legend .l-death",
+    ".legend .l-slow", ".legend .l-golden", ".legend .l-death", ".legend .l-regime",
 ]  # fmt: skip
 # Text on a coloured fill: (rule giving the text colour, rule giving the fill).
 ON_FILL = [
@@ -36,7 +36,7 @@ ON_FILL = [
 MARKS = [
     ("svg.chart .price", "stroke"), ("svg.chart .fast-ma", "stroke"),
     ("svg.chart .slow-ma", "stroke"), ("svg.chart .cross.golden", "fill"),
-    ("svg.chart .cross.death", "fill"),
+    ("svg.chart .cross.death", "fill"), ("svg.chart .golden-regime", "stroke"),
 ]  # fmt: skip
 
 
@@ -87,6 +87,7 @@ def test_the_chart_marks_share_the_legend_colours_and_meet_aa_on_a_card(client: 
         "svg.chart .price": ".legend .l-price", "svg.chart .fast-ma": ".legend .l-fast",
         "svg.chart .slow-ma": ".legend .l-slow", "svg.chart .cross.golden": ".legend .l-golden",
         "svg.chart .cross.death": ".legend .l-death",
+        "svg.chart .golden-regime": ".legend .l-regime",
     }  # fmt: skip
     for selector, prop in MARKS:
         colour = declared(rules, selector, prop)
