@@ -25,6 +25,7 @@ from app.errors import InvalidInput, NotFound
 from app.market import repository as market
 from app.market import universes
 from app.market.repository import ClosePanel
+from app.settings import DEFAULT_SYMBOLS
 from app.signals import analysis as an
 from app.signals import screen as screen_arrays
 from app.signals import service
@@ -99,6 +100,13 @@ class Brief(BaseModel):
 def is_index(symbol: str) -> bool:
     """Whether a tracked symbol is an index: Yahoo's ``^`` names (``^RUT``, ``^GSPC``)."""
     return symbol.startswith("^")
+
+
+def _index_order(symbol: str) -> tuple[int, str]:
+    """The default indices first, as configured (^RUT leads), then the others by name."""
+    if symbol in DEFAULT_SYMBOLS:
+        return DEFAULT_SYMBOLS.index(symbol), ""
+    return len(DEFAULT_SYMBOLS), symbol
 
 
 class _CutBook(service.SignalBook):
@@ -192,8 +200,8 @@ def build(
     symbols = dated.snapshot(session).analysis.panel.symbols
     indices = [
         _index(dated, session, symbol, day, now)
-        for symbol in symbols
-        if is_index(symbol) and _has_bars(dated, session, symbol)
+        for symbol in sorted(filter(is_index, symbols), key=_index_order)
+        if _has_bars(dated, session, symbol)
     ]
     sections: list[BriefUniverse] = []
     if with_universes:

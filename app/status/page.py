@@ -74,6 +74,7 @@ def render(gathered: Gathered, *, refresh: bool = True) -> str:
         .render(
             report=report,
             charts=charts,
+            brief=gathered.brief,
             series=gathered.charts,
             breadth_charts=breadth_charts,
             breadth_series=gathered.breadth_charts,

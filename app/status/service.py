@@ -26,6 +26,8 @@ from app.signals import analysis as an
 from app.signals.service import SignalBook, Snapshot, all_signals
 from app.status import breadth, components, repository
 from app.status.chart import CHART_SESSIONS, BreadthSeries, Series
+from app.status.brief import BriefCard
+from app.status.brief import newest as newest_brief
 from app.status.components import Run
 from app.status.health import StoreProblem, failed, store_problem
 from app.status.schemas import (
@@ -53,6 +55,7 @@ class Gathered:
     report: StatusReport
     charts: dict[str, Series] = field(default_factory=dict)
     breadth_charts: dict[str, BreadthSeries] = field(default_factory=dict)
+    brief: BriefCard | None = None
 
 
 def sessions_behind(last: date, expected: date) -> int:
@@ -109,6 +112,7 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
             for event in repository.recent_events(session)
         ]
         facts = repository.delivery_facts(session, now, DELIVERY_WINDOW)
+        brief = newest_brief(session)
     running = RUNNING_POLLS.of(db.url)
     parts = [store, components.scheduler(runs, now, delay, running)]
     parts += [components.provider(name, runs) for name in settings.providers]
@@ -125,7 +129,7 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
         next_poll_at=calendar.next_poll_time(now, delay),
         breadth=breadth_cards,
     )
-    return Gathered(report, charts, breadth_charts)
+    return Gathered(report, charts, breadth_charts, brief)
 
 
 def _overall(parts: list[Component], cards: list[SymbolCard]) -> Overall:
