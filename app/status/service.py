@@ -25,9 +25,9 @@ from app.settings import Settings
 from app.signals import analysis as an
 from app.signals.service import SignalBook, Snapshot, all_signals
 from app.status import breadth, components, repository
-from app.status.chart import CHART_SESSIONS, BreadthSeries, Series
 from app.status.brief import BriefCard
 from app.status.brief import newest as newest_brief
+from app.status.chart import CHART_SESSIONS, BreadthSeries, Series
 from app.status.components import Run
 from app.status.health import StoreProblem, failed, store_problem
 from app.status.schemas import (
