@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -14,12 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from app.db.engine import Database
 from app.jobs import watch
 from app.jobs.outbox import custom_rules, enqueuer
-from app.jobs.runtime import poller
+from app.jobs.runtime import LeadingWatch, poller, run_scheduler
 from app.market.bars import Bar
 from app.market.providers import NoData
 from app.market.providers.yahoo import parse_live_quote
@@ -27,7 +29,7 @@ from app.market.service import read_csv_file
 from app.settings import Settings, load_settings
 from app.signals.models import Event, event_id
 from app.webhooks.models import Delivery
-from tests.conftest import data_file, run_cli
+from tests.conftest import PG_URL, data_file, run_cli
 from tests.support.yahoo import NEW_YORK, LiveBar, YahooFake, at_new_york
 from tests.webhooks.conftest import subscribe
 
@@ -346,3 +348,112 @@ def test_the_watch_is_scheduled_unless_turned_off() -> None:
     assert isinstance(scheduler.get_job("watch").trigger, watch.WatchTrigger)
     assert watch.unavailable(load_settings(_env_file=None, watch_interval_minutes=0)) is not None
     assert "yahoo" in str(watch.unavailable(load_settings(_env_file=None, providers="stooq")))
+
+
+def test_each_subscription_rule_is_watched_and_its_events_go_to_its_subscribers(
+    scene: Scene,
+) -> None:
+    """^RUT under 10/30 SMA was golden on 2025-08-05 with a trigger close of 2,168.81
+    (2.6 % below the close, on the watch list): 2,140 is a death cross watch for it and
+    a golden one for 50/200."""
+    default_hook, _ = subscribe(scene.db, "http://127.0.0.1:9/a", now=scene.clock.now)
+    custom_hook, _ = subscribe(
+        scene.db,
+        "http://127.0.0.1:9/b",
+        now=scene.clock.now,
+        rule={"fast": 10, "slow": 30, "type": "sma"},
+    )
+    scene.live(2140.0)
+    report = scene.check(at=AT)
+    figures = {
+        f.candidate.rule.key: (f.candidate.direction, round(f.candidate.trigger_close or 0, 2))
+        for f in report.findings
+    }
+    assert figures == {"sma:50:200": ("golden", 2130.03), "sma:10:30": ("death", 2168.81)}
+    written = {event.rule: event for event in report.written}
+    assert {rule: event.data["direction"] for rule, event in written.items()} == {
+        "sma:50:200": "golden",
+        "sma:10:30": "death",
+    }
+    with scene.db.transaction(write=False) as session:
+        deliveries = {(d.event_id, d.subscription_id) for d in session.scalars(select(Delivery))}
+    assert deliveries == {
+        (written["sma:50:200"].id, default_hook),
+        (written["sma:10:30"].id, custom_hook),
+    }
+
+
+@pytest.mark.parametrize("minutes", [15, 0])
+def test_the_leading_scheduler_adds_the_watch_job_unless_it_is_off(
+    scene: Scene, minutes: int
+) -> None:
+    settings = scene.settings.model_copy(update={"watch_interval_minutes": minutes})
+    jobs: list[Any] = []
+
+    async def lead() -> None:
+        stop = asyncio.Event()
+
+        def started(scheduler: Any) -> None:
+            jobs.append(scheduler.scheduler.get_job("watch"))
+            stop.set()
+
+        await run_scheduler(scene.db, settings, stop, clock=scene.clock, started=started)
+
+    asyncio.run(lead())
+    [job] = jobs
+    if minutes:
+        assert isinstance(job.trigger, watch.WatchTrigger)
+        assert job.trigger.interval == timedelta(minutes=15)
+        assert isinstance(job.func, LeadingWatch)
+    else:
+        assert job is None
+
+
+@pytest.mark.skipif(PG_URL is None, reason="the insert race is PostgreSQL's unique-index wait")
+def test_a_concurrent_insert_of_the_same_watch_returns_it_to_one_transaction(
+    scene: Scene,
+) -> None:
+    """Transaction A inserts the event and holds it uncommitted; B's insert of the same
+    id waits on the unique index; when A commits, B gets nothing back (so B enqueues
+    nothing)."""
+    scene.live(2140.0)
+    [finding] = scene.check(at=AT, symbols=["^RUT"]).findings
+    assert finding.event is not None
+    data = {c: getattr(finding.event, c) for c in ("type", "symbol", "session", "rule", "data")}
+
+    def twin() -> Event:
+        return Event(id="evt_race", live=True, created_at=scene.clock.now, **data)
+
+    other = Database(scene.settings.database_url)
+    answers: list[list[Event]] = []
+    try:
+        with scene.db.transaction() as first:
+            assert [e.id for e in watch.insert_if_absent(first, [twin()])] == ["evt_race"]
+
+            def second() -> None:
+                with other.transaction() as session:
+                    answers.append(watch.insert_if_absent(session, [twin()]))
+
+            thread = threading.Thread(target=second)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not _waiting_on_a_lock(scene.db) and time.monotonic() < deadline:
+                thread.join(0.05)
+            assert _waiting_on_a_lock(scene.db), "the second insert never waited"
+        thread.join(30)
+    finally:
+        other.dispose()
+    assert answers == [[]]
+    with scene.db.transaction(write=False) as session:
+        assert session.scalar(select(func.count()).where(Event.id == "evt_race")) == 1
+
+
+def _waiting_on_a_lock(db: Database) -> bool:
+    with db.engine.connect() as connection:
+        waiting = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    return bool(waiting)
