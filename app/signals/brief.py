@@ -121,18 +121,38 @@ class _CutBook(service.SignalBook):
 
 
 def cut_panel(panel: ClosePanel, day: date) -> ClosePanel:
-    """``panel`` with every close after ``day`` dropped (rows stay right-aligned)."""
+    """``panel`` with every close after ``day`` dropped (rows stay right-aligned).
+
+    The columns around where most rows' kept closes end are sliced (a view); only the
+    rows whose kept closes end elsewhere, or that keep none, are moved, in a copy.
+    """
     sessions = panel.sessions
     width = sessions.shape[1]
-    later = np.count_nonzero(sessions > np.datetime64(day), axis=1)
-    new_width = width - int(later.min()) if width else 0
-    source = np.arange(new_width)[None, :] + (width - later - new_width)[:, None]
-    inside = source >= 0
-    at = np.maximum(source, 0)
-    closes = np.where(inside, np.take_along_axis(panel.closes, at, axis=1), np.nan)
-    days = np.where(
-        inside, np.take_along_axis(sessions, at, axis=1), np.datetime64("NaT", "D")
-    ).astype("datetime64[D]")
+    lengths = np.count_nonzero(~np.isnat(sessions), axis=1)
+    kept = lengths - np.count_nonzero(sessions > np.datetime64(day), axis=1)
+    if not kept.size or kept.max() == 0:
+        empty = np.empty((len(panel.symbols), 0))
+        return ClosePanel(panel.symbols, empty, empty.astype("datetime64[D]"))
+    ends = width - lengths + kept  # each row's column after its last kept close
+    new_width = int(kept.max())
+    values, counts = np.unique(ends[kept > 0], return_counts=True)
+    end = int(values[np.argmax(counts)])  # where most rows' kept closes end
+    if end >= new_width:
+        closes = panel.closes[:, end - new_width : end]
+        days = sessions[:, end - new_width : end]
+        moved = np.flatnonzero((ends != end) & (lengths > 0))
+    else:
+        closes = np.full((len(panel.symbols), new_width), np.nan)
+        days = np.full(closes.shape, np.datetime64("NaT", "D"))
+        moved = np.flatnonzero(lengths > 0)
+    if moved.size:
+        closes, days = closes.copy(), days.copy()
+        column = np.arange(new_width)[None, :]
+        inside = column >= (new_width - kept[moved])[:, None]
+        at = np.clip(column + (ends[moved] - new_width)[:, None], 0, max(width - 1, 0))
+        rows = moved[:, None]
+        closes[moved] = np.where(inside, panel.closes[rows, at], np.nan)
+        days[moved] = np.where(inside, sessions[rows, at], np.datetime64("NaT", "D"))
     return ClosePanel(panel.symbols, closes, days)
 
 
@@ -144,7 +164,9 @@ _cuts_lock = threading.Lock()
 
 def book_as_of(book: service.SignalBook, session: Session, day: date) -> service.SignalBook:
     """``book`` as it was after the close of ``day``: itself when ``day`` is its newest
-    session, else a book over its panel cut at ``day`` (the last one is kept per book)."""
+    session, else a book over its panel cut at ``day``: one analysis of the whole cut
+    panel (seconds and hundreds of MB at 5,000 symbols), built one at a time and kept
+    for the next brief of that session and data version."""
     snap = book.snapshot(session)
     sessions = snap.calendar.sessions
     if sessions.size and np.datetime64(day) >= sessions[-1]:
@@ -153,6 +175,7 @@ def book_as_of(book: service.SignalBook, session: Session, day: date) -> service
         kept = _cuts.get(book)
         if kept is not None and kept[0] == snap.fingerprint and kept[1] == day:
             return kept[2]
+        _cuts.pop(book, None)  # at most one cut in memory (a whole panel's analysis)
         cut = service.Snapshot(
             fingerprint=snap.fingerprint,
             analysis=an.analyse(cut_panel(snap.analysis.panel, day)),
