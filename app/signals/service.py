@@ -42,6 +42,10 @@ class Snapshot:
     analysis: Analysis
     provenance: dict[str, repository.Provenance]
     bodies: dict[Hashable, bytes] = field(default_factory=dict, compare=False)
+    # Breadth series by (rule, chosen rows' bytes), at most BREADTH_KEPT (breadth_series).
+    breadths: dict[tuple[Rule, bytes], breadth_arrays.Series] = field(
+        default_factory=dict, compare=False
+    )
 
     def row(self, symbol: str) -> int:
         try:
@@ -69,8 +73,10 @@ class Snapshot:
 
     def prepare_breadth(self) -> None:
         """Build breadth's arrays of this snapshot now (the serving process does so while
-        it warms, so the first ``/v1/breadth`` does not)."""
-        _ = self.calendar, self.highs_and_lows
+        it warms, so the first ``/v1/breadth`` does not), and every symbol's breadth
+        under the default rule."""
+        rows = np.arange(len(self.analysis.panel.symbols), dtype=np.int64)
+        _breadth_of(self, DEFAULT_RULE, rows)
 
 
 class SignalBook:
@@ -474,13 +480,26 @@ def screen(
     return {"session": newest, "count": count, "rows": rows_out}
 
 
+# Breadth series a snapshot keeps (each ~200 KB at 2,520 sessions): the universes and
+# rules asked for since the data last changed.
+BREADTH_KEPT = 32
+
+
 def breadth_series(
     book: SignalBook, session: Session, rule: Rule, universe: str | None
 ) -> breadth_arrays.Series:
-    """Breadth per session of a universe (default: every tracked symbol) under ``rule``."""
+    """Breadth per session of a universe (default: every tracked symbol) under ``rule``:
+    computed once per data version and set of members."""
     snap = book.snapshot(session)
+    return _breadth_of(snap, rule, chosen_rows(snap, session, None, universe))
+
+
+def _breadth_of(snap: Snapshot, rule: Rule, rows: npt.NDArray[np.int64]) -> breadth_arrays.Series:
+    key = (rule, rows.tobytes())
+    found = snap.breadths.get(key)
+    if found is not None:
+        return found
     analysis = snap.analysis
-    rows = chosen_rows(snap, session, None, universe)
     closes = analysis.panel.closes
     highs, lows = snap.highs_and_lows
     if rule == DEFAULT_RULE:
@@ -497,7 +516,14 @@ def breadth_series(
         signals.cross,
         rule_picked=rule != DEFAULT_RULE,
     )
-    return breadth_arrays.breadth(analysis.panel, snap.calendar, rows, cells)
+    found = breadth_arrays.breadth(analysis.panel, snap.calendar, rows, cells)
+    for array in vars(found).values():
+        array.flags.writeable = False  # shared by every request until the data changes
+    kept = list(snap.breadths)  # a copy: other requests may add meanwhile
+    for oldest in kept[: max(len(kept) - BREADTH_KEPT + 1, 0)]:
+        snap.breadths.pop(oldest, None)
+    snap.breadths[key] = found
+    return found
 
 
 def newest_breadth(
