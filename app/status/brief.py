@@ -33,4 +33,15 @@ def newest(session: Session) -> BriefCard | None:
     text = event.data.get("text") if event is not None else None
     if event is None or not isinstance(text, str):
         return None
-    return BriefCard(event.session, Markup(_MARKDOWN.render(text)))
+    return BriefCard(event.session, Markup(render(text)))
+
+
+def render(text: str) -> str:
+    """``text`` as HTML, its headings two levels down (``#`` is ``<h3>``): under the
+    page's ``<h1>`` and the section's ``<h2>``."""
+    tokens = _MARKDOWN.parse(text)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1:]) + 2, 6)}"
+    html: str = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
+    return html

@@ -46,8 +46,11 @@ def test_the_status_page_shows_the_newest_brief(db: Database, settings: Settings
         ).text
     assert served.startswith(text.removesuffix("\n") + "\n\n## All tracked symbols\n")
     article = parse(page).by_id("brief")
-    assert article.find_all("h1")[0].text() == "Crosswatch brief, 2026-08-21"
-    assert [h.text() for h in article.find_all("h3")] == ["^RUT", "^GSPC", "^IXIC"]
+    # Headings two levels down, under the page's h1 and the section's h2.
+    assert [h.text() for h in article.find_all("h3")] == ["Crosswatch brief, 2026-08-21"]
+    assert [h.text() for h in article.find_all("h4")] == ["Indices"]
+    assert [h.text() for h in article.find_all("h5")] == ["^RUT", "^GSPC", "^IXIC"]
+    assert not article.find_all("h1") and not article.find_all("h2")
     (table,) = article.find_all("table")
     assert [row.find_all("td")[0].text() for row in table.find_all("tr")[1:]] == [
         "^RUT",
@@ -73,5 +76,5 @@ def test_markup_in_a_brief_is_shown_as_text(db: Database, settings: Settings) ->
         )
     with TestClient(create_app(settings, db=db, clock=lambda: NOW)) as client:
         page = client.get("/status").text
-    assert "<h1>B</h1>" in page
+    assert "<h3>B</h3>" in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x" not in page
