@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -334,6 +335,8 @@ class Watcher:
                 for f in findings
             ]
         report = WatchReport(moment, day, findings, found)
+        if symbols is None:
+            LAST_CHECKS.record(self.db.url, report)
         log.info(
             "watch checked",
             extra={
@@ -396,6 +399,26 @@ class Watcher:
                 extra={"id": event.id, "type": event.type, "symbol": event.symbol, "live": True},
             )
         return {event.id for event in fresh}
+
+
+class LastChecks:
+    """The newest watch-list check of each store run by this process, for the status
+    page (``serve`` runs the scheduler beside it); a check elsewhere is not seen."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reports: dict[str, WatchReport] = {}
+
+    def record(self, store: str, report: WatchReport) -> None:
+        with self._lock:
+            self._reports[store] = report
+
+    def of(self, store: str) -> WatchReport | None:
+        with self._lock:
+            return self._reports.get(store)
+
+
+LAST_CHECKS = LastChecks()
 
 
 @asynccontextmanager

@@ -75,6 +75,7 @@ def render(gathered: Gathered, *, refresh: bool = True) -> str:
             report=report,
             charts=charts,
             brief=gathered.brief,
+            watch=gathered.watch,
             series=gathered.charts,
             breadth_charts=breadth_charts,
             breadth_series=gathered.breadth_charts,

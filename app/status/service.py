@@ -41,6 +41,8 @@ from app.status.schemas import (
     StatusReport,
     SymbolCard,
 )
+from app.status.watch import WatchCard
+from app.status.watch import newest as newest_watch
 
 RECENT_RUNS = 10
 PROVIDER_LOOKBACK_RUNS = 20
@@ -56,6 +58,7 @@ class Gathered:
     charts: dict[str, Series] = field(default_factory=dict)
     breadth_charts: dict[str, BreadthSeries] = field(default_factory=dict)
     brief: BriefCard | None = None
+    watch: WatchCard | None = None
 
 
 def sessions_behind(last: date, expected: date) -> int:
@@ -129,7 +132,7 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
         next_poll_at=calendar.next_poll_time(now, delay),
         breadth=breadth_cards,
     )
-    return Gathered(report, charts, breadth_charts, brief)
+    return Gathered(report, charts, breadth_charts, brief, newest_watch(db.url))
 
 
 def _overall(parts: list[Component], cards: list[SymbolCard]) -> Overall:

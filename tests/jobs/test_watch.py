@@ -457,3 +457,31 @@ def _waiting_on_a_lock(db: Database) -> bool:
             )
         ).scalar()
     return bool(waiting)
+
+
+def test_the_status_page_shows_the_newest_check_with_live_prices_and_distances(
+    scene: Scene,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.api.app import create_app
+    from tests.status.dom import parse
+
+    scene.live(2140.0)
+    scene.check(at=AT)  # the watch list, as the scheduler checks it
+    with TestClient(create_app(scene.settings, db=scene.db, clock=scene.clock)) as client:
+        response = client.get("/status")
+    assert response.status_code == 200
+    card = parse(response.text).by_id("watch")
+    assert "Session 2025-08-06" in card.text()
+    [row] = card.by_id("watch-list").find_all("tbody")[0].find_all("tr")
+    cells = [cell.text().strip() for cell in row.find_all("td")]
+    assert cells == [
+        "^RUT",
+        "sma:50:200",
+        "golden",
+        "2,140.00",
+        "2,130.03",
+        "-0.47%",
+        "cross watch",
+    ]
