@@ -46,6 +46,15 @@ class Snapshot:
     breadths: dict[tuple[Rule, bytes], breadth_arrays.Series] = field(
         default_factory=dict, compare=False
     )
+    # The fingerprint the reader that asked for this snapshot saw: the snapshot is read
+    # in a transaction of its own, at that state or a newer one (a write in between).
+    asked: dict[str, int] | None = field(default=None, compare=False)
+
+    def serves(self, fingerprint: dict[str, int]) -> bool:
+        """Whether a reader that sees ``fingerprint`` may be served this snapshot: it is
+        of that state of the store, or of a newer one read for a reader of that state
+        (so the reader's later calls do not read it again)."""
+        return fingerprint == self.fingerprint or fingerprint == self.asked
 
     def row(self, symbol: str) -> int:
         try:
@@ -119,20 +128,22 @@ class SignalBook:
         checked_at = self._monotonic()
         fingerprint = repository.data_versions(session)
         current = self._snapshot
-        if current is not None and current.fingerprint == fingerprint:
+        if current is not None and current.serves(fingerprint):
             self._verified_at = checked_at
             self._verifying_since = None
             return current
         with self._lock:
             current = self._snapshot
-            if current is not None and current.fingerprint == fingerprint:
+            if current is not None and current.serves(fingerprint):
                 return current
-            symbols = repository.tracked_symbols(session)
-            panel = repository.load_panel(session, symbols)
+            # Read in a transaction of its own (through Arrow), so keyed by the data
+            # versions read with the closes: a write since ``fingerprint`` may be in it.
+            stored = repository.read_snapshot(session)
             fresh = Snapshot(
-                fingerprint=fingerprint,
-                analysis=an.analyse(panel),
-                provenance=repository.newest_provenance(session, symbols),
+                fingerprint=stored.fingerprint,
+                analysis=an.analyse(stored.panel),
+                provenance=stored.provenance,
+                asked=fingerprint,
             )
             self._snapshot = fresh
             self._verified_at = checked_at

@@ -18,6 +18,7 @@ from sqlalchemy import event
 from app.api.app import create_app
 from app.db.engine import Database
 from app.jobs import ingest
+from app.market import repository
 from app.market.bars import Bar
 from app.market.service import read_csv_file
 from app.settings import Settings
@@ -216,3 +217,35 @@ def test_cached_bodies_are_answered_before_routing_exactly_as_the_routes_answer(
         assert routed_calls == ["routed"] * 4  # the check went through the route
     finally:
         book.cached_body = cached_body  # type: ignore[method-assign]
+
+
+def test_a_snapshot_read_past_a_write_serves_the_reader_that_asked_for_it(
+    store: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot is read in a transaction of its own, so it may hold a write the
+    asking reader does not see yet (SQLite: its read transaction began before it). It is
+    kept by the data versions it holds, and that reader's later calls take it too
+    instead of reading the store again for every call of one request."""
+    reads: list[repository.StoreSnapshot] = []
+    read_snapshot = repository.read_snapshot
+
+    def counted(session: Any) -> repository.StoreSnapshot:
+        reads.append(read_snapshot(session))
+        return reads[-1]
+
+    monkeypatch.setattr(repository, "read_snapshot", counted)
+    book = service.SignalBook()
+    other = Database(store.url)
+    try:
+        with store.transaction(write=False) as session:
+            seen = repository.data_versions(session)
+            _append(other, 2300.0)
+            first = book.snapshot(session)
+            again = book.snapshot(session)
+        assert first.fingerprint == {"^RUT": seen["^RUT"] + 1}
+        assert again is first and len(reads) == 1
+        with store.transaction(write=False) as session:
+            assert book.snapshot(session) is first
+        assert len(reads) == 1
+    finally:
+        other.dispose()
