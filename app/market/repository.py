@@ -42,6 +42,9 @@ _SYMBOLS_PER_QUERY = 1_000
 _PANEL_SYMBOLS_PER_QUERY = 500
 # Symbols per chunk of a panel read through Arrow (16 bytes a row: ~40 MB a chunk).
 _ARROW_SYMBOLS_PER_QUERY = 1_000
+# Tracked symbols from which a SQLite snapshot is read through Arrow: its child process
+# costs about 0.6 s of CPU to start, what the session path spends on ~250 symbols.
+_SQLITE_ARROW_SYMBOLS = 200
 _UPDATABLE = ("close", "open", "high", "low", "volume", "source", "instrument", "fetched_at")
 
 
@@ -510,11 +513,13 @@ class _ArrowReader:
 
 
 @contextmanager
-def _committed_reader(session: Session) -> Iterator[_Reader]:
+def _committed_reader(session: Session, *, symbols: int | None = None) -> Iterator[_Reader]:
     """A reader of the store's committed data in one read transaction of its own,
     through Arrow where the store can be opened twice (PostgreSQL, a SQLite file; for
     SQLite in a child process, see :mod:`app.market.sqlite_arrow`), else through
-    ``session`` (an in-memory SQLite store, which no other connection sees).
+    ``session`` (an in-memory SQLite store, which no other connection sees; a SQLite
+    store of fewer than :data:`_SQLITE_ARROW_SYMBOLS` ``symbols``, where starting the
+    child would cost more than it saves: one SQLite read transaction too).
 
     Its reads see one state of the store: PostgreSQL's ``REPEATABLE READ`` snapshot,
     SQLite's read transaction (WAL: from its first read to its end, writers go on).
@@ -539,7 +544,8 @@ def _committed_reader(session: Session) -> Iterator[_Reader]:
             connection.close()
         return
     database = url.database
-    if not database or database == ":memory:" or "mode=memory" in database:
+    small = symbols is not None and symbols < _SQLITE_ARROW_SYMBOLS
+    if small or not database or database == ":memory:" or "mode=memory" in database:
         yield _SessionReader(session)
         return
     with sqlite_arrow.reading(database) as child:
@@ -565,7 +571,8 @@ def read_snapshot(session: Session) -> StoreSnapshot:
     Through Arrow the panel's 12.6 M rows of a 5,000-symbol universe arrive as columns:
     about a quarter of the time of the driver's row tuples (:func:`load_panel`).
     """
-    with _committed_reader(session) as reader:
+    count = select(func.count()).select_from(Symbol).where(Symbol.active)
+    with _committed_reader(session, symbols=int(session.scalar(count) or 0)) as reader:
         fingerprint = _data_versions(reader)
         symbols = _tracked_symbols(reader)
         chunk = (

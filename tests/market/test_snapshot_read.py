@@ -53,6 +53,32 @@ def _universe() -> dict[str, list[Bar]]:
     return histories
 
 
+@pytest.fixture(autouse=True)
+def _arrow_for_any_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small SQLite store is read through the session (see the next test): these
+    tests read this one through Arrow."""
+    monkeypatch.setattr(repository, "_SQLITE_ARROW_SYMBOLS", 0)
+
+
+def test_a_small_sqlite_store_is_read_through_the_session(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repository, "_SQLITE_ARROW_SYMBOLS", 3)
+    with db.transaction() as session:
+        _store(session, {"A": _bars(30, 1), "B": _bars(5, 2)})
+    with db.transaction(write=False) as session:
+        with repository._committed_reader(session, symbols=2) as reader:
+            small = reader
+        with repository._committed_reader(session, symbols=3) as reader:
+            large = reader
+        snapshot = repository.read_snapshot(session)
+        expected = repository.load_panel(session, ["A", "B"])
+    _assert_same_panel(snapshot.panel, expected)
+    sqlite = db.is_sqlite
+    assert isinstance(small, repository._SessionReader if sqlite else repository._ArrowReader)
+    assert isinstance(large, repository._ArrowReader)
+
+
 @pytest.fixture
 def filled(db: Database) -> Database:
     with db.transaction() as session:
