@@ -156,33 +156,44 @@ def cut_panel(panel: ClosePanel, day: date) -> ClosePanel:
     return ClosePanel(panel.symbols, closes, days)
 
 
-_cuts: WeakKeyDictionary[service.SignalBook, tuple[dict[str, int], date, service.SignalBook]] = (
-    WeakKeyDictionary()
-)
+# Per book: the data version and session of the cuts kept, and the cuts by their rows.
+_cuts: WeakKeyDictionary[
+    service.SignalBook, tuple[dict[str, int], date, dict[tuple[str, ...], service.SignalBook]]
+] = WeakKeyDictionary()
 _cuts_lock = threading.Lock()
 
 
-def book_as_of(book: service.SignalBook, session: Session, day: date) -> service.SignalBook:
-    """``book`` as it was after the close of ``day``: itself when ``day`` is its newest
-    session, else a book over its panel cut at ``day``: one analysis of the whole cut
-    panel (seconds and hundreds of MB at 5,000 symbols), built one at a time and kept
-    for the next brief of that session and data version."""
+def book_as_of(
+    book: service.SignalBook, session: Session, day: date, symbols: Sequence[str]
+) -> service.SignalBook:
+    """``book`` as it was after the close of ``day``, for ``symbols``: itself when
+    ``day`` is its newest session, else a book over the rows of ``symbols`` cut at
+    ``day``, as wide as their own histories. Each cut is one analysis of those rows
+    (seconds for thousands of symbols), built one at a time and kept while the data
+    version and the session asked stay the same."""
     snap = book.snapshot(session)
     sessions = snap.calendar.sessions
     if sessions.size and np.datetime64(day) >= sessions[-1]:
         return book
+    key = tuple(symbols)
     with _cuts_lock:
         kept = _cuts.get(book)
-        if kept is not None and kept[0] == snap.fingerprint and kept[1] == day:
-            return kept[2]
-        _cuts.pop(book, None)  # at most one cut in memory (a whole panel's analysis)
-        cut = service.Snapshot(
-            fingerprint=snap.fingerprint,
-            analysis=an.analyse(cut_panel(snap.analysis.panel, day)),
-            provenance=snap.provenance,
-        )
-        dated = _CutBook(cut)
-        _cuts[book] = (snap.fingerprint, day, dated)
+        if kept is None or kept[0] != snap.fingerprint or kept[1] != day:
+            kept = (snap.fingerprint, day, {})
+            _cuts[book] = kept
+        dated = kept[2].get(key)
+        if dated is None:
+            panel = snap.analysis.panel
+            rows = np.array([snap.row(symbol) for symbol in key], dtype=np.int64)
+            chosen = ClosePanel(list(key), panel.closes[rows], panel.sessions[rows])
+            dated = _CutBook(
+                service.Snapshot(
+                    fingerprint=snap.fingerprint,
+                    analysis=an.analyse(cut_panel(chosen, day)),
+                    provenance=snap.provenance,
+                )
+            )
+            kept[2][key] = dated
         return dated
 
 
@@ -219,11 +230,12 @@ def build(
     stored universe, or one over every tracked symbol when there is none.
     ``with_universes=False`` leaves the universe sections out (the poll's brief).
     """
-    dated = book_as_of(book, session, day)
-    symbols = dated.snapshot(session).analysis.panel.symbols
+    snap = book.snapshot(session)
+    symbols = sorted(filter(is_index, snap.analysis.panel.symbols), key=_index_order)
+    dated = book_as_of(book, session, day, symbols)
     indices = [
         _index(dated, session, symbol, day, now)
-        for symbol in sorted(filter(is_index, symbols), key=_index_order)
+        for symbol in symbols
         if _has_bars(dated, session, symbol)
     ]
     sections: list[BriefUniverse] = []
@@ -232,7 +244,7 @@ def build(
             names: Sequence[str | None] = [universes.existing(session, universe)]
         else:
             names = [u.name for u in universes.list_all(session)] or [None]
-        sections = [_universe(dated, session, name, day, top) for name in names]
+        sections = [_universe(book, session, name, day, top) for name in names]
     return Brief(
         session=day,
         rule=RuleOut.model_validate(DEFAULT_RULE.as_dict()),
@@ -291,11 +303,18 @@ def _index(
 def _universe(
     book: service.SignalBook, session: Session, name: str | None, day: date, top: int
 ) -> BriefUniverse:
+    """``name``'s section: breadth is causal, so the whole book's row of ``day`` is the
+    one served then; the screen runs on the members cut at ``day``."""
     rows = service.breadth(book, session, DEFAULT_RULE, name, day, day)["rows"]
+    snap = book.snapshot(session)
+    members = [
+        snap.analysis.panel.symbols[r] for r in service.chosen_rows(snap, session, None, name)
+    ]
+    dated = book_as_of(book, session, day, members)
 
     def screened(filters: screen_arrays.Filters, sort: str) -> list[ScreenRow]:
         query = service.ScreenQuery(filters=filters, sort=sort, limit=top)
-        found = service.screen(book, session, query, None, name)["rows"]
+        found = service.screen(dated, session, query, None, name)["rows"]
         return [ScreenRow.model_validate(row) for row in found]
 
     returns = screen_arrays.Filters(return_sessions=RETURN_SESSIONS)

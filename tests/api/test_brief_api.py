@@ -187,24 +187,36 @@ def test_an_unknown_session_or_universe_is_404_and_a_malformed_one_422(
         assert answer.headers["content-type"] == "application/problem+json"
 
 
-def test_a_universe_gets_its_own_section(
+def test_a_universe_gets_its_own_section_as_of_the_session(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    url = _store(str(tmp_path_factory.mktemp("universe") / "u.db"), DAY)
-    db = Database(url)
-    with db.transaction() as session:
-        universes.replace(session, "majors", ["^GSPC", "^IXIC"], now=NOW)
-    db.dispose()
-    with _client(settings, url) as client:
-        body: dict[str, Any] = client.get("/v1/brief", params={"universe": "Majors"}).json()
-        (section,) = body["universes"]
-        assert section["universe"] == "majors"
-        assert section["breadth"]["members"] == 2
-        assert section["closest_to_golden_cross"] == []  # both are golden
-        assert [r["symbol"] for r in section["top_gainers"]] == ["^IXIC", "^GSPC"]
-        assert [r["symbol"] for r in section["top_decliners"]] == ["^GSPC", "^IXIC"]
-        # Without universe=: every stored universe.
-        assert [u["universe"] for u in client.get("/v1/brief").json()["universes"]] == ["majors"]
+    """A universe's section of 2025-08-01 on the whole history equals the one of a store
+    holding the history up to that day."""
+    folder = tmp_path_factory.mktemp("universe")
+    sections = []
+    for url in (_store(str(folder / "whole.db"), None), _store(str(folder / "until.db"), DAY)):
+        db = Database(url)
+        with db.transaction() as session:
+            universes.replace(session, "majors", ["^GSPC", "^IXIC"], now=NOW)
+        db.dispose()
+        with _client(settings, url) as client:
+            body: dict[str, Any] = client.get(
+                "/v1/brief", params={"universe": "Majors", "session": "2025-08-01"}
+            ).json()
+            (section,) = body["universes"]
+            sections.append(section)
+            # Without universe=: every stored universe.
+            assert [u["universe"] for u in client.get("/v1/brief").json()["universes"]] == [
+                "majors"
+            ]
+    whole, until = sections
+    assert whole == until
+    assert whole["universe"] == "majors"
+    assert whole["breadth"]["members"] == 2
+    assert whole["closest_to_golden_cross"] == []  # both are golden
+    assert [r["symbol"] for r in whole["top_gainers"]] == ["^IXIC", "^GSPC"]
+    assert [r["symbol"] for r in whole["top_decliners"]] == ["^GSPC", "^IXIC"]
+    assert all(r["session"] == "2025-08-01" for r in whole["top_gainers"])
 
 
 def test_the_openapi_declares_the_markdown_answer(client: TestClient) -> None:
