@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import Clock
 from app.db.engine import Database
-from app.market import repository
+from app.market import backfill, repository
 from app.market import service as market
 from app.market.bars import Bar
 from app.market.csvfile import CsvFormatError
@@ -121,7 +121,28 @@ def store_many(
     symbols = [write.symbol for write in writes]
     repository.ensure_symbols(session, symbols, now=now)
     previous = repository.last_sessions(session, symbols)
-    results = repository.upsert_many(session, writes, fetched_at=now, on_progress=on_progress)
+    # A first write of columns is inserted from its columns (``backfill``): the same
+    # rows, counts and versions as the upsert, without a Bar per session.
+    first = (
+        {w.symbol for w in writes if w.symbol not in previous and backfill.takes(session, w)}
+        if len(set(symbols)) == len(symbols)
+        else set()
+    )
+    results = repository.upsert_many(
+        session,
+        [write for write in writes if write.symbol not in first],
+        fetched_at=now,
+        on_progress=on_progress,
+    )
+    if first:
+        results.update(
+            backfill.insert_new(
+                session,
+                [write for write in writes if write.symbol in first],
+                fetched_at=now,
+                on_progress=on_progress,
+            )
+        )
     changes = []
     for write in writes:
         counts = results[write.symbol].counts
@@ -134,7 +155,11 @@ def store_many(
                 previous_last=last,
                 recheck_from=write.bars[0].session if counts.revised and last else None,
                 version=results[write.symbol].version,
-                appended=[bar for bar in write.bars if last is None or bar.session > last],
+                appended=(
+                    write.bars
+                    if write.symbol in first
+                    else [bar for bar in write.bars if last is None or bar.session > last]
+                ),
                 source=write.source,
                 instrument=write.instrument,
             )

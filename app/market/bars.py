@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -28,4 +29,4 @@ class FetchResult:
 
     source: str
     instrument: str
-    bars: list[Bar]
+    bars: Sequence[Bar]

@@ -23,13 +23,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from itertools import pairwise
 
+import numpy as np
+import numpy.typing as npt
+
 from app.market import calendar
 from app.market.bars import Bar
+from app.market.columns import BarColumns
 
 # The Buttonwood Agreement, where the New York Stock Exchange begins: no session can be
 # older. The calendar counts any weekday before its tables as a session, so without
@@ -49,12 +54,12 @@ class BadData(Exception):
 class ValidationResult:
     """Bars fit to store (oldest first) and the ones refused, each with its reason."""
 
-    accepted: list[Bar]
+    accepted: Sequence[Bar]
     rejected: list[tuple[date | None, str]] = field(default_factory=list)
 
 
 def validate_bars(
-    bars: list[Bar],
+    bars: Sequence[Bar],
     *,
     now: datetime,
     last_stored: tuple[date, float] | None = None,
@@ -67,17 +72,21 @@ def validate_bars(
     """
     if not bars:
         raise BadData("empty response: no bars")
-    _check_order(bars)
-
     today = now.astimezone(calendar.NEW_YORK).date()
     last_closed = _last_closed(now.replace(second=0, microsecond=0))
     # One calendar look-up for the whole response, not one per bar.
     first = max(min(bars[0].session, bars[-1].session), EARLIEST_SESSION)
     last = min(max(bars[0].session, bars[-1].session), today)
+    if isinstance(bars, BarColumns) and _all_good(
+        bars, first, last, min(today, last_closed), last_stored, bad_tick_pct
+    ):
+        return ValidationResult(accepted=bars)
+    listed = list(bars)  # columns that break a rule are read as bars once
+    _check_order(listed)
     sessions = _sessions(first, last)
     rejected: list[tuple[date | None, str]] = []
     candidates: list[Bar] = []
-    for bar in bars:
+    for bar in listed:
         close = bar.close
         if (
             close > 0
@@ -118,6 +127,53 @@ def _last_closed(minute: datetime) -> date:
 def _sessions(first: date, last: date) -> frozenset[date]:
     """The sessions from ``first`` to ``last``: the symbols of one poll share a window."""
     return frozenset(calendar.sessions_between(first, last))
+
+
+def _all_good(
+    bars: BarColumns,
+    first: date,
+    last: date,
+    newest: date,
+    last_stored: tuple[date, float] | None,
+    pct: float,
+) -> bool:
+    """Whether every rule holds for every bar, checked on whole columns: strictly
+    increasing sessions, each a closed XNYS session up to ``newest`` with a positive
+    finite close, and no bad tick. False sends the bars through the rules one by one,
+    which then find what is wrong."""
+    days, closes = bars.sessions, bars.closes
+    if (days[1:] <= days[:-1]).any():
+        return False
+    good = (
+        (closes > 0)
+        & (closes != math.inf)
+        & (days <= np.datetime64(newest, "D"))
+        & np.isin(days, _session_days(first, last))
+    )
+    if not good.all():
+        return False
+    # Bad ticks, with the same arithmetic as ``_bad_tick``: each bar between two
+    # neighbours, and the first between the stored close before it and the second.
+    previous, middle, following = closes[:-2], closes[1:-1], closes[2:]
+    if (
+        last_stored is not None
+        and last_stored[0] < bars[0].session
+        and last_stored[1] > 0
+        and len(bars) > 1
+    ):
+        previous = np.concatenate(([last_stored[1]], previous))
+        middle, following = closes[:-1], closes[1:]
+    from_previous = (middle / previous - 1) * 100
+    to_following = (middle / following - 1) * 100
+    spikes = (from_previous > pct) & (to_following > pct)
+    dips = (from_previous < -pct) & (to_following < -pct)
+    return not (spikes | dips).any()
+
+
+@lru_cache(maxsize=16)
+def _session_days(first: date, last: date) -> npt.NDArray[np.datetime64]:
+    """:func:`_sessions` as a sorted array."""
+    return np.array(sorted(_sessions(first, last)), dtype="datetime64[D]")
 
 
 def _check_order(bars: list[Bar]) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.market import calendar
 from app.market import repository as market
 from app.market.bars import Bar
+from app.market.columns import BarColumns
 from app.signals import analysis as an
 from app.signals import brief as brief_view
 from app.signals import daily_path, repository
@@ -289,9 +290,7 @@ def _panel(session: Session, changes: Sequence[Change]) -> market.ClosePanel:
     fresh = {
         change.symbol: change.appended
         for change in changes
-        if change.previous_last is None
-        and change.appended
-        and all(a.session < b.session for a, b in itertools.pairwise(change.appended))
+        if change.previous_last is None and change.appended and _increasing(change.appended)
     }
     stored = [change.symbol for change in changes if change.symbol not in fresh]
     if not fresh:
@@ -305,7 +304,10 @@ def _panel(session: Session, changes: Sequence[Change]) -> market.ClosePanel:
     loaded_row = {symbol: row for row, symbol in enumerate(loaded.symbols)}
     for row, symbol in enumerate(symbols):
         bars = fresh.get(symbol)
-        if bars is not None:
+        if bars is not None and isinstance(bars, BarColumns):
+            closes[row, width - len(bars) :] = bars.closes
+            days[row, width - len(bars) :] = bars.sessions
+        elif bars is not None:
             closes[row, width - len(bars) :] = [bar.close for bar in bars]
             days[row, width - len(bars) :] = np.array(
                 [bar.session for bar in bars], dtype="datetime64[D]"
@@ -314,6 +316,12 @@ def _panel(session: Session, changes: Sequence[Change]) -> market.ClosePanel:
             closes[row, width - loaded_width :] = loaded.closes[loaded_row[symbol]]
             days[row, width - loaded_width :] = loaded.sessions[loaded_row[symbol]]
     return market.ClosePanel(symbols, closes, days)
+
+
+def _increasing(bars: Sequence[Bar]) -> bool:
+    if isinstance(bars, BarColumns):
+        return not (bars.sessions[1:] <= bars.sessions[:-1]).any()
+    return all(a.session < b.session for a, b in itertools.pairwise(bars))
 
 
 # Events not derived from stored closes, so never retracted by a revision of them.

@@ -21,16 +21,18 @@ propagates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol, TypeVar
 
 import httpx
+import numpy as np
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import WaitBaseT, wait_exponential_jitter
 
 from app.market.bars import Bar, FetchResult
+from app.market.columns import BarColumns
 from app.market.providers.limits import MAX_RETRY_AFTER_SECONDS, ProviderLimit
 
 T = TypeVar("T")
@@ -90,9 +92,15 @@ class NoData(ProviderError):
     """The vendor answered properly but has no bars for the symbol and range."""
 
 
-def closed_result(source: str, instrument: str, bars: list[Bar], since: date | None) -> FetchResult:
+def closed_result(
+    source: str, instrument: str, bars: Sequence[Bar], since: date | None
+) -> FetchResult:
     """The bars on or after ``since`` as a result; ``NoData`` when none are left."""
-    kept = [bar for bar in bars if since is None or bar.session >= since]
+    kept: Sequence[Bar]
+    if isinstance(bars, BarColumns):
+        kept = bars if since is None else bars.take(bars.sessions >= np.datetime64(since, "D"))
+    else:
+        kept = [bar for bar in bars if since is None or bar.session >= since]
     if not kept:
         after = "" if since is None else f" on or after {since.isoformat()}"
         raise NoData(f"{source} returned no closed sessions for {instrument}{after}")

@@ -11,11 +11,15 @@ import asyncio
 import csv
 import io
 import math
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
+
 from app.market.bars import Bar, FetchResult
+from app.market.columns import BarColumns
 from app.market.providers.base import (
     BadResponse,
     NoData,
@@ -25,6 +29,8 @@ from app.market.providers.base import (
 from app.market.providers.limits import ProviderLimit
 
 _OPTIONAL = ("open", "high", "low", "volume")
+# ``date.fromisoformat``'s first day: numpy reads year 0 and negative years too.
+_FIRST_DAY = np.datetime64("0001-01-01")
 
 
 class CsvDirProvider:
@@ -45,7 +51,7 @@ class CsvDirProvider:
         return closed_result(self.name, symbol, bars, since)
 
 
-def _load(folder: Path, symbol: str) -> list[Bar]:
+def _load(folder: Path, symbol: str) -> Sequence[Bar]:
     path = find_symbol_file(folder, symbol)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -73,8 +79,13 @@ def find_symbol_file(folder: Path, symbol: str) -> Path:
     raise NoData(f"no CSV file for {symbol} in {folder} (looked for {names})")
 
 
-def parse_bars_csv(text: str, file_name: str) -> list[Bar]:
-    """Bars from ``date,close[,open,high,low,volume]`` text; ``BadResponse`` names the line."""
+def parse_bars_csv(text: str, file_name: str) -> Sequence[Bar]:
+    """Bars from ``date,close[,open,high,low,volume]`` text; ``BadResponse`` names the line.
+
+    A regular file (every row as wide as the header, ISO dates, no empty cells) is
+    read column by column into ``BarColumns``; any other goes row by row, which reads
+    the same values and names the first line it cannot read.
+    """
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [name.strip().lower() for name in next(reader, [])]
     if "date" not in header or "close" not in header:
@@ -82,8 +93,42 @@ def parse_bars_csv(text: str, file_name: str) -> list[Bar]:
     position = {
         name: header.index(name) for name in ("date", "close", *_OPTIONAL) if name in header
     }
+    rows = list(reader)
+    columns = _columns(rows, len(header), position)
+    return columns if columns is not None else _parse_rows(rows, position, file_name)
+
+
+def _columns(rows: list[list[str]], width: int, position: dict[str, int]) -> BarColumns | None:
+    """The rows as columns, or None when a row needs the row-by-row reading: a row of
+    another width (a blank line), a date not in ``YYYY-MM-DD`` form, an empty or
+    unreadable number. The values are the row reading's: ``float`` of each cell, and
+    the dates that format back to their own text."""
+    if not rows or set(map(len, rows)) != {width}:
+        return None
+    cells = list(zip(*rows, strict=True))
+    text = np.array(cells[position["date"]])
+    if text.dtype != np.dtype("<U10"):
+        return None
+    try:
+        days = text.astype("datetime64[D]")
+    except ValueError:
+        return None
+    if not (np.datetime_as_string(days, unit="D") == text).all() or days.min() < _FIRST_DAY:
+        return None
+    try:
+        numbers = {
+            name: np.fromiter(map(float, cells[index]), np.float64, len(rows))
+            for name, index in position.items()
+            if name != "date"
+        }
+    except ValueError:
+        return None
+    return BarColumns(days, numbers["close"], *(numbers.get(name) for name in _OPTIONAL))
+
+
+def _parse_rows(rows: list[list[str]], position: dict[str, int], file_name: str) -> list[Bar]:
     bars: list[Bar] = []
-    for line_number, row in enumerate(reader, start=2):
+    for line_number, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
             continue
         try:
