@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 from sqlalchemy.orm import Session
 
@@ -34,6 +33,7 @@ from app.market import polls, repository
 from app.market.polls import SymbolOutcome
 from app.market.providers import AllProvidersFailed, ProviderChain
 from app.market.validation import BadData, validate_bars
+from app.market.windows import Window, fetch_windows
 from app.settings import Settings
 from app.signals import events as signal_events
 from app.signals.analysis import Rule
@@ -111,7 +111,8 @@ class Poller:
         self.chain.new_poll()
         RUNNING_POLLS.update(self.db.url, run_id, PollProgress(0, len(wanted), 0, 0))
         try:
-            outcomes = await self._fetch_and_store(run_id, wanted, on_progress)
+            windows = await asyncio.to_thread(self._windows, wanted)
+            outcomes = await self._fetch_and_store(run_id, wanted, windows, on_progress)
             status = await asyncio.to_thread(self._finish, run_id, outcomes)
         finally:
             RUNNING_POLLS.end(self.db.url, run_id)
@@ -153,6 +154,7 @@ class Poller:
         self,
         run_id: int,
         wanted: list[str],
+        windows: dict[str, Window],
         on_progress: Callable[[PollProgress], None] | None,
     ) -> list[SymbolOutcome]:
         """Fetch ``wanted`` with ``chain.concurrency`` workers; store as results arrive.
@@ -169,7 +171,7 @@ class Poller:
         async def work() -> None:
             for index, symbol in todo:
                 try:
-                    fetched: _Fetched | BaseException = await self._fetch_symbol(symbol)
+                    fetched: _Fetched | BaseException = await self._fetch_symbol(symbol, windows)
                 except Exception as exc:  # a bug: handed to the writer, which raises it
                     fetched = exc
                 await arrived.put((index, fetched))
@@ -220,12 +222,16 @@ class Poller:
             await asyncio.gather(*workers, return_exceptions=True)
         return [outcome for outcome in slots if outcome is not None]
 
-    async def _fetch_symbol(self, symbol: str) -> _Fetched:
+    async def _fetch_symbol(self, symbol: str, windows: dict[str, Window]) -> _Fetched:
         """Fetch and validate one symbol: its outcome if it failed, else what to store.
-        Nothing is written here: the writer records it."""
+        Nothing is written here: the writer records it. Each instrument (the symbol,
+        its proxy) is fetched from its own stored newest session back the overlap,
+        and validated against its own left neighbour."""
         outcome = SymbolOutcome(symbol)
         now = self.clock()
-        since, left = await asyncio.to_thread(self._windows, symbol)
+        instruments = self.chain.instruments(symbol)
+        since = {instrument: windows[instrument].since for instrument in instruments}
+        left = {instrument: windows[instrument].left for instrument in instruments}
         try:
             fetched = await self.chain.fetch(symbol, since, now=now)
         except AllProvidersFailed as exc:
@@ -260,21 +266,12 @@ class Poller:
         )
         return _Proxied(proxy, outcome)
 
-    def _windows(
-        self, symbol: str
-    ) -> tuple[dict[str, date | None], dict[str, tuple[date, float] | None]]:
-        """Each instrument (the symbol, its proxy) is fetched from its own stored newest
-        session back the overlap, and validated against its own left neighbour."""
-        overlap = self.settings.poll_overlap_sessions
-        since: dict[str, date | None] = {}
-        left: dict[str, tuple[date, float] | None] = {}
+    def _windows(self, wanted: list[str]) -> dict[str, Window]:
+        """The fetch window of every instrument a poll of ``wanted`` may ask for, read
+        at once before the fetches start."""
+        instruments = [i for symbol in wanted for i in self.chain.instruments(symbol)]
         with self.db.transaction(write=False) as session:
-            for instrument in self.chain.instruments(symbol):
-                since[instrument] = start = repository.session_before(session, instrument, overlap)
-                left[instrument] = (
-                    repository.bar_before(session, instrument, start) if start else None
-                )
-        return since, left
+            return fetch_windows(session, instruments, self.settings.poll_overlap_sessions)
 
     def _store_proxy(self, run_id: int, proxied: _Proxied) -> None:
         proxy, outcome = proxied.proxy, proxied.outcome
