@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import date, datetime
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -93,19 +94,40 @@ def parse_bars_csv(text: str, file_name: str) -> Sequence[Bar]:
     position = {
         name: header.index(name) for name in ("date", "close", *_OPTIONAL) if name in header
     }
+    cells = _plain_cells(text, len(header))
+    if cells is not None:
+        columns = _columns(cells, position)
+        if columns is not None:
+            return columns
     rows = list(reader)
-    columns = _columns(rows, len(header), position)
-    return columns if columns is not None else _parse_rows(rows, position, file_name)
+    if cells is None and rows and set(map(len, rows)) == {len(header)}:
+        columns = _columns(list(zip(*rows, strict=True)), position)
+        if columns is not None:
+            return columns
+    return _parse_rows(rows, position, file_name)
 
 
-def _columns(rows: list[list[str]], width: int, position: dict[str, int]) -> BarColumns | None:
-    """The rows as columns, or None when a row needs the row-by-row reading: a row of
-    another width (a blank line), a date not in ``YYYY-MM-DD`` form, an empty or
-    unreadable number. The values are the row reading's: ``float`` of each cell, and
-    the dates that format back to their own text."""
-    if not rows or set(map(len, rows)) != {width}:
+def _plain_cells(text: str, width: int) -> list[list[str]] | None:
+    """The cells of the rows after the header, by column, when the text is plain: no
+    quotes, carriage returns or NULs (the csv reader then splits exactly at newlines
+    and commas), and every row ``width`` cells. None for any other text."""
+    if '"' in text or "\r" in text or "\0" in text:
         return None
-    cells = list(zip(*rows, strict=True))
+    lines = text.split("\n")[1:]
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines or set(map(str.count, lines, repeat(","))) != {width - 1}:
+        return None
+    flat = ",".join(lines).split(",")
+    return [flat[column::width] for column in range(width)]
+
+
+def _columns(cells: Sequence[Sequence[str]], position: dict[str, int]) -> BarColumns | None:
+    """The cells (by column) as ``BarColumns``, or None when a row needs the row-by-row
+    reading: a date not in ``YYYY-MM-DD`` form, an empty or unreadable number. The
+    values are the row reading's: ``float`` of each cell, and the dates that format
+    back to their own text."""
+    count = len(cells[0])
     text = np.array(cells[position["date"]])
     if text.dtype != np.dtype("<U10"):
         return None
@@ -117,7 +139,7 @@ def _columns(rows: list[list[str]], width: int, position: dict[str, int]) -> Bar
         return None
     try:
         numbers = {
-            name: np.fromiter(map(float, cells[index]), np.float64, len(rows))
+            name: np.fromiter(map(float, cells[index]), np.float64, count)
             for name, index in position.items()
             if name != "date"
         }

@@ -61,6 +61,8 @@ def test_a_real_series_reads_as_columns_with_the_same_bars(volume: bool) -> None
         "2025-04-03,1.5,10,extra\n2025-04-04,2,11\n",  # a wider row
         '"2025-04-03","1.5",10\n',  # quoted cells
         "2025-04-03, 1.5 ,1_000\n",  # what float() reads
+        "2025-04-03,1.5,10\r\n2025-04-04,2,11\r\n",  # CRLF line ends
+        "2025-04-03,1.5,10\n2025-04-04,2,11",  # no newline at the end
     ],
 )
 def test_irregular_files_read_row_by_row_with_the_same_bars(body: str) -> None:
