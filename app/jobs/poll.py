@@ -24,12 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.clock import Clock
 from app.db.engine import Database
 from app.jobs import ingest, watch
 from app.market import polls, repository
+from app.market.models import PollRun
 from app.market.polls import SymbolOutcome
 from app.market.providers import AllProvidersFailed, ProviderChain
 from app.market.validation import BadData, validate_bars
@@ -44,6 +46,8 @@ log = logging.getLogger("crosswatch.poll")
 # Symbols stored per transaction: bounds a transaction's size and how long events of
 # the first symbols wait for the last ones' fetches.
 BATCH_SYMBOLS = 200
+# Seconds between two writes of a running poll's progress to its run row.
+PROGRESS_SECONDS = 1.0
 
 EventSink = Callable[[Sequence[Event]], None]
 
@@ -95,6 +99,8 @@ class Poller:
         self.on_committed = on_committed
         # Kernel state per symbol from the previous poll: the daily path's memory.
         self.carried = signal_events.CarriedStates()
+        # How often a running poll stores its progress for other processes' status.
+        self.progress_seconds = PROGRESS_SECONDS
 
     async def poll(
         self,
@@ -138,7 +144,9 @@ class Poller:
             if not wanted:
                 wanted = list(self.settings.symbols)
             repository.ensure_symbols(session, wanted, now=self.clock())
-            return wanted, polls.start_run(session, trigger, now=self.clock())
+            run_id = polls.start_run(session, trigger, now=self.clock())
+            _save_progress(session, run_id, PollProgress(0, len(wanted), 0, 0))
+            return wanted, run_id
 
     def _finish(self, run_id: int, outcomes: list[SymbolOutcome]) -> str:
         with self.db.transaction() as session:
@@ -180,6 +188,7 @@ class Poller:
             asyncio.create_task(work(), name=f"poll-{run_id}-fetch-{n}")
             for n in range(min(self.chain.concurrency, len(wanted)))
         ]
+        saved_at = time.monotonic()  # the start's counts were stored with the run
         slots: list[SymbolOutcome | None] = [None] * len(wanted)
         pending: list[_Pending] = []
         added = failed = 0  # sessions added by the batches stored so far; symbols failed
@@ -215,6 +224,9 @@ class Poller:
                 RUNNING_POLLS.update(self.db.url, run_id, counts)
                 if on_progress is not None:
                     on_progress(counts)
+                if time.monotonic() - saved_at >= self.progress_seconds:
+                    await asyncio.to_thread(self._store_progress, run_id, counts)
+                    saved_at = time.monotonic()
             await store()
         finally:
             for worker in workers:
@@ -272,6 +284,10 @@ class Poller:
         instruments = [i for symbol in wanted for i in self.chain.instruments(symbol)]
         with self.db.transaction(write=False) as session:
             return fetch_windows(session, instruments, self.settings.poll_overlap_sessions)
+
+    def _store_progress(self, run_id: int, progress: PollProgress) -> None:
+        with self.db.transaction() as session:
+            _save_progress(session, run_id, progress)
 
     def _store_proxy(self, run_id: int, proxied: _Proxied) -> None:
         proxy, outcome = proxied.proxy, proxied.outcome
@@ -371,12 +387,43 @@ class _Proxied:
 _Fetched = SymbolOutcome | _Pending | _Proxied
 
 
+def _save_progress(session: Session, run_id: int, progress: PollProgress) -> None:
+    session.execute(
+        update(PollRun)
+        .where(PollRun.id == run_id)
+        .values(
+            symbols_total=progress.total,
+            symbols_done=progress.done,
+            sessions_added=progress.added,
+            symbols_failed=progress.failed,
+        )
+    )
+
+
+def stored_progress(session: Session) -> dict[int, PollProgress]:
+    """Run id → the progress last stored by each running poll, in any process."""
+    rows = session.execute(
+        select(
+            PollRun.id,
+            PollRun.symbols_done,
+            PollRun.symbols_total,
+            PollRun.sessions_added,
+            PollRun.symbols_failed,
+        ).where(PollRun.status == "running", PollRun.symbols_total.is_not(None))
+    ).tuples()
+    return {
+        run: PollProgress(done or 0, total or 0, added or 0, failed or 0)
+        for run, done, total, added, failed in rows
+    }
+
+
 class RunningPolls:
     """The progress of the polls running in this process, by store URL and run id.
 
     Kept in memory because it changes once per symbol: the status of a store, read in
-    the same process (``serve`` runs the scheduler beside the API), shows "n of N".
-    A poll run by another process shows as running, without counts.
+    the same process (``serve`` runs the scheduler beside the API), shows "n of N" as
+    it is now. A poll run by another process shows what it last stored in its run row
+    (:func:`stored_progress`, written about once a second).
     """
 
     def __init__(self) -> None:

@@ -88,6 +88,12 @@ class PollRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
     error: Mapped[str | None] = mapped_column(Text)
+    # Progress while running, stored about once a second by the polling process, so
+    # that a status page in another process shows "n of N".
+    symbols_total: Mapped[int | None] = mapped_column(Integer)
+    symbols_done: Mapped[int | None] = mapped_column(Integer)
+    sessions_added: Mapped[int | None] = mapped_column(Integer)
+    symbols_failed: Mapped[int | None] = mapped_column(Integer)
 
 
 class PollResult(Base):

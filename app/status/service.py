@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import Database
 from app.errors import Unavailable
-from app.jobs.poll import RUNNING_POLLS
+from app.jobs.poll import RUNNING_POLLS, stored_progress
 from app.jobs.scheduler import close_delay
 from app.market import calendar, polls
 from app.settings import Settings
@@ -116,7 +116,8 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
         ]
         facts = repository.delivery_facts(session, now, DELIVERY_WINDOW)
         brief = newest_brief(session)
-    running = RUNNING_POLLS.of(db.url)
+        # Polls of other processes as last stored; this process's own, as they are now.
+        running = {**stored_progress(session), **RUNNING_POLLS.of(db.url)}
     parts = [store, components.scheduler(runs, now, delay, running)]
     parts += [components.provider(name, runs) for name in settings.providers]
     if facts is not None:
