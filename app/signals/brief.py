@@ -18,6 +18,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -300,6 +301,10 @@ def _index(
     )
 
 
+#: A member whose history by then is this many times the median's is cut apart.
+LONG_HISTORY = 4
+
+
 def _universe(
     book: service.SignalBook, session: Session, name: str | None, day: date, top: int
 ) -> BriefUniverse:
@@ -307,14 +312,20 @@ def _universe(
     one served then; the screen runs on the members cut at ``day``."""
     rows = service.breadth(book, session, DEFAULT_RULE, name, day, day)["rows"]
     snap = book.snapshot(session)
-    members = [
-        snap.analysis.panel.symbols[r] for r in service.chosen_rows(snap, session, None, name)
-    ]
-    dated = book_as_of(book, session, day, members)
+    chosen = service.chosen_rows(snap, session, None, name)
+    sessions = snap.calendar.sessions
+    if sessions.size and np.datetime64(day) >= sessions[-1]:
+        books = [book]
+    else:
+        books = [book_as_of(book, session, day, group) for group in _groups(snap, chosen, day)]
 
     def screened(filters: screen_arrays.Filters, sort: str) -> list[ScreenRow]:
         query = service.ScreenQuery(filters=filters, sort=sort, limit=top)
-        found = service.screen(dated, session, query, None, name)["rows"]
+        found = [
+            row for b in books for row in service.screen(b, session, query, None, name)["rows"]
+        ]
+        if len(books) > 1:  # each group's top rows, merged in the screen's order
+            found = sorted(found, key=lambda row: _screen_order(row, sort))[:top]
         return [ScreenRow.model_validate(row) for row in found]
 
     returns = screen_arrays.Filters(return_sessions=RETURN_SESSIONS)
@@ -328,6 +339,28 @@ def _universe(
         top_gainers=screened(returns, "-return_pct"),
         top_decliners=screened(returns, "return_pct"),
     )
+
+
+def _groups(snap: service.Snapshot, rows: npt.NDArray[np.int64], day: date) -> list[list[str]]:
+    """``rows``' symbols, those with a history by ``day`` over :data:`LONG_HISTORY`
+    times the median's apart: a cut is as wide as its longest row, so a few indices of
+    a century would otherwise widen thousands of short rows."""
+    symbols = snap.analysis.panel.symbols
+    kept = np.count_nonzero(snap.analysis.panel.sessions[rows] <= np.datetime64(day), axis=1)
+    if not rows.size:
+        return [[]]
+    long = kept > LONG_HISTORY * max(float(np.median(kept)), 1.0)
+    groups = [[symbols[r] for r in rows[~long].tolist()], [symbols[r] for r in rows[long].tolist()]]
+    return [group for group in groups if group]
+
+
+def _screen_order(row: dict[str, Any], sort: str) -> tuple[bool, float, str]:
+    """The screen's order (:func:`app.signals.screen.order`): by ``sort`` (``-name``
+    descending), nulls last, ties by symbol."""
+    value = row[sort.lstrip("-")]
+    if value is None:
+        return True, 0.0, row["symbol"]
+    return False, -value if sort.startswith("-") else value, row["symbol"]
 
 
 # Markdown -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.jobs import ingest
 from app.market import repository, universes
+from app.market.bars import Bar
 from app.market.service import seed_bars
 from app.settings import Settings
 from tests.conftest import run_cli
@@ -27,19 +28,26 @@ INDICES = ("^RUT", "^GSPC", "^IXIC")
 DAY = date(2025, 8, 1)
 
 
-def _store(path: str, until: date | None) -> str:
-    """A migrated SQLite store holding the bundled history (up to ``until``)."""
+def _store(path: str, until: date | None, *, stocks: int = 0) -> str:
+    """A migrated SQLite store holding the bundled history (up to ``until``), and
+    ``stocks`` short histories (400 sessions of ^RUT's closes, each scaled its own way)."""
     url = f"sqlite:///{path}"
     db = Database(url)
     upgrade(db.engine)
+    series = {symbol: seed_bars(symbol) for symbol in INDICES}
+    for k in range(stocks):
+        series[f"STK{k}"] = [
+            Bar(bar.session, round(bar.close * (1 + k / 7) / 50 + k * (i % 9), 2))
+            for i, bar in enumerate(series["^RUT"][-400:])
+        ]
     writes = [
         repository.BarWrite(
             symbol,
-            [bar for bar in seed_bars(symbol) if until is None or bar.session <= until],
+            [bar for bar in bars if until is None or bar.session <= until],
             "seed",
             symbol,
         )
-        for symbol in INDICES
+        for symbol, bars in series.items()
     ]
     with db.transaction() as session:
         ingest.store_many(session, writes, clock=lambda: NOW)
@@ -217,6 +225,28 @@ def test_a_universe_gets_its_own_section_as_of_the_session(
     assert [r["symbol"] for r in whole["top_gainers"]] == ["^IXIC", "^GSPC"]
     assert [r["symbol"] for r in whole["top_decliners"]] == ["^GSPC", "^IXIC"]
     assert all(r["session"] == "2025-08-01" for r in whole["top_gainers"])
+
+
+def test_a_past_section_over_short_and_century_long_histories(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Members with short histories and the indices are cut apart (a cut is as wide as
+    its longest row); the section's top rows, merged, are those of a store holding the
+    history up to that day."""
+    folder = tmp_path_factory.mktemp("mixed")
+    sections = []
+    for url in (
+        _store(str(folder / "whole.db"), None, stocks=6),
+        _store(str(folder / "until.db"), DAY, stocks=6),
+    ):
+        with _client(settings, url) as client:
+            body = client.get("/v1/brief", params={"session": "2025-08-01", "top": 20}).json()
+        (section,) = body["universes"]
+        sections.append(section)
+    whole, until = sections
+    assert whole == until
+    assert len(whole["top_gainers"]) == 9
+    assert {r["symbol"] for r in whole["top_gainers"]} >= {"^RUT", "STK0"}
 
 
 def test_the_openapi_declares_the_markdown_answer(client: TestClient) -> None:
