@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -90,6 +91,11 @@ class Analysis:
 
     def first_index(self, row: int) -> int:
         return int(self.panel.closes.shape[1] - self.lengths[row])
+
+    @cached_property
+    def approaches(self) -> Approaches:
+        """Every ``cross_approaching`` of every row (derived once, on first use)."""
+        return approaches(self.signals)
 
 
 def analyse(
@@ -349,6 +355,11 @@ def turns_of(analysis: Analysis, row: int) -> list[dict[str, Any]]:
     return result
 
 
+# Event facts: the one derivation of crosses, approaches and turns and of their payloads,
+# for the full path (:func:`facts_of`, the scan) and the daily path
+# (:mod:`app.signals.daily_path`), which only differ in where the figures come from.
+
+
 @dataclass(frozen=True)
 class Fact:
     """An event implied by the closes: ``session`` is when it became known."""
@@ -359,29 +370,177 @@ class Fact:
     data: dict[str, Any]
 
 
-def approaching_indices(analysis: Analysis, row: int) -> list[int]:
-    """Sessions where a death regime's gap *narrowed* to within 1%: once per regime.
+def cross_fact(
+    rule: Rule, sign: int, session: date, close: float, fast: float, slow: float, seen: int
+) -> Fact:
+    """A golden (``sign`` 1) or death (-1) cross on ``session``, the ``seen``-th stored
+    session of the symbol, with that session's close and averages."""
+    return Fact(
+        CROSS_TYPES[sign],
+        session,
+        rule.key,
+        {
+            "close": float(close),
+            "fast_value": float(fast),
+            "slow_value": float(slow),
+            "rule": rule.as_dict(),
+            "sessions_seen": seen,
+        },
+    )
 
-    The gap must first have been wider than 1% in that regime: the sessions right
-    after a death cross, when the averages are still close, do not count.
+
+def approach_fact(
+    rule: Rule,
+    session: date,
+    close: float,
+    fast: float,
+    slow: float,
+    trigger: float | None,
+    seen: int,
+) -> Fact:
+    """A ``cross_approaching`` on ``session`` (see :func:`approach_step`)."""
+    fast, slow = float(fast), float(slow)
+    return Fact(
+        "cross_approaching",
+        session,
+        rule.key,
+        {
+            "close": float(close),
+            "gap_pct": (fast / slow - 1.0) * 100.0,
+            "fast_value": fast,
+            "slow_value": slow,
+            "trigger_close": trigger,
+            "rule": rule.as_dict(),
+            "sessions_seen": seen,
+        },
+    )
+
+
+def approach_trigger(
+    rule: Rule, window: npt.NDArray[np.float64], fast: float, slow: float
+) -> float | None:
+    """The trigger close as of one session: from the ``rule.slow`` closes ending there
+    (``window``, oldest first) for SMAs, from that session's averages for EMAs. One row
+    at a time: the kernel's SMA trigger sums with a reduction whose rounding depends on
+    how many rows it sees."""
+    if rule.kind == "sma":
+        tail = window[None, window.size - rule.slow :]
+        return num(kernel.trigger_close_sma(tail, rule.fast, rule.slow)[0])
+    return num(
+        kernel.trigger_close_ema(np.array([fast]), np.array([slow]), rule.fast, rule.slow)[0]
+    )
+
+
+def turn_fact(
+    turn_rule: TurnRule,
+    turn_type: str,
+    session: date,
+    extreme_session: date,
+    extreme_close: float,
+    close: float,
+    change_pct: float | None,
+    sessions_to_confirm: int,
+) -> Fact:
+    """A ``peak`` or ``trough`` confirmed on ``session`` (at ``close``), its extreme
+    ``sessions_to_confirm`` sessions before, ``change_pct`` from the previous extreme."""
+    return Fact(
+        turn_type,
+        session,
+        turn_rule.key,
+        {
+            "extreme_session": extreme_session.isoformat(),
+            "extreme_close": float(extreme_close),
+            "close": float(close),
+            "change_pct": change_pct,
+            "sessions_to_confirm": sessions_to_confirm,
+            "rule": {
+                "decline_pct": turn_rule.decline * 100,
+                "rebound_pct": turn_rule.rebound * 100,
+            },
+        },
+    )
+
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+def approach_step(
+    armed: BoolArray,
+    done: BoolArray,
+    was_death: BoolArray,
+    death: BoolArray,
+    gap: npt.NDArray[np.float64],
+) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """The ``cross_approaching`` rule, one session for many symbols at once: in a death
+    regime the gap *narrowed* to within 1% after having been wider in that regime, once
+    per regime (the sessions right after a death cross, while the averages are still
+    close, do not count).
+
+    State per symbol: ``armed`` (a wide gap seen in this death regime, no approach yet)
+    and ``done`` (an approach recorded in it). ``was_death``/``death``: the regime was /
+    is death; ``gap``: this session's gap in percent. Returns the next (armed, done) and
+    whether the symbol approached on this session.
     """
-    s = analysis.signals
-    regime = s.regime[row]
-    gap = np.nan_to_num((s.fast_ma[row] / s.slow_ma[row] - 1.0) * 100.0, nan=0.0)
-    death = regime == -1
-    starts = np.flatnonzero(death & (np.concatenate(([False], ~death[:-1]))))
-    indices: list[int] = []
-    for begin in starts.tolist():
-        ends = np.flatnonzero(~death[begin:])
-        end = begin + int(ends[0]) if ends.size else regime.size
-        wide = np.flatnonzero(gap[begin:end] < -APPROACH_GAP_PCT)
-        if not wide.size:
-            continue
-        after = begin + int(wide[0])
-        near = np.flatnonzero(gap[after:end] >= -APPROACH_GAP_PCT)
-        if near.size:
-            indices.append(after + int(near[0]))
-    return indices
+    wide = gap < -APPROACH_GAP_PCT
+    starting = death & ~was_death
+    approached = death & was_death & armed & ~wide
+    next_armed = death & np.where(starting, wide, ~approached & (armed | (~done & wide)))
+    next_done = death & ~starting & (done | approached)
+    return next_armed, next_done, approached
+
+
+@dataclass(frozen=True)
+class Approaches:
+    """:func:`approach_step` over whole histories: ``at`` marks each (row, column) with a
+    ``cross_approaching``; ``armed``/``done``: each row's state after its newest session."""
+
+    at: BoolArray
+    armed: BoolArray
+    done: BoolArray
+
+
+def approaches(signals: kernel.Signals) -> Approaches:
+    """:func:`approach_step` run over every row's whole history, in closed form (whole
+    matrices, no loop over sessions; ``tests/signals/test_scan.py`` holds it equal to
+    the step run session by session): within each death-regime run, the first session
+    whose gap is no longer wide right after one that was (after the run's first wide
+    session the gap stays wide until then, so that is the run's first wide-to-near step).
+    """
+    death = signals.regime == -1
+    wide = signals.gap_pct() < -APPROACH_GAP_PCT
+    step = np.zeros(death.shape, dtype=bool)
+    np.logical_and(death[:, 1:], death[:, :-1], out=step[:, 1:])
+    step[:, 1:] &= wide[:, :-1]
+    step[:, 1:] &= ~wide[:, 1:]
+    run_start = death.copy()
+    run_start[:, 1:] &= ~death[:, :-1]
+    at = np.zeros(death.shape, dtype=bool)
+    steps = np.flatnonzero(step)
+    if steps.size:
+        # Each step's run: the last run start at or before it (same row: a step's run
+        # begins at the latest in its own row's column 0).
+        run = np.searchsorted(np.flatnonzero(run_start), steps, side="right") - 1
+        first = np.ones(steps.size, dtype=bool)
+        first[1:] = run[1:] != run[:-1]
+        at.flat[steps[first]] = True
+    # The state after the newest session: that of the run it ends in, if any.
+    width = death.shape[1]
+    in_death = death[:, -1] if width else np.zeros(death.shape[0], dtype=bool)
+    begun = _last_column(run_start)
+    done = in_death & (_last_column(at) >= begun)
+    armed = in_death & ~done & (_last_column(wide & death) >= begun)
+    return Approaches(at, armed, done)
+
+
+def _last_column(mask: BoolArray) -> npt.NDArray[np.int64]:
+    """Column of each row's last True, -1 for a row without one."""
+    width = mask.shape[1]
+    if width == 0:
+        return np.full(mask.shape[0], -1, dtype=np.int64)
+    found = mask.any(axis=1)
+    column = (width - 1 - np.argmax(mask[:, ::-1], axis=1)).astype(np.int64)
+    result: npt.NDArray[np.int64] = np.where(found, column, -1)
+    return result
 
 
 def facts_of(analysis: Analysis, row: int) -> list[Fact]:
@@ -393,56 +552,41 @@ def facts_of(analysis: Analysis, row: int) -> list[Fact]:
     facts: list[Fact] = []
     for index in np.flatnonzero(s.cross[row]).tolist():
         facts.append(
-            Fact(
-                CROSS_TYPES[int(s.cross[row, index])],
+            cross_fact(
+                rule,
+                int(s.cross[row, index]),
                 analysis.session_of(row, index),
-                rule.key,
-                {
-                    "close": float(closes[row, index]),
-                    "fast_value": float(s.fast_ma[row, index]),
-                    "slow_value": float(s.slow_ma[row, index]),
-                    "rule": rule.as_dict(),
-                    "sessions_seen": index - first + 1,
-                },
+                closes[row, index],
+                s.fast_ma[row, index],
+                s.slow_ma[row, index],
+                index - first + 1,
             )
         )
-    for index in approaching_indices(analysis, row):
-        gap = float((s.fast_ma[row, index] / s.slow_ma[row, index] - 1.0) * 100.0)
+    for index in np.flatnonzero(analysis.approaches.at[row]).tolist():
+        fast, slow = float(s.fast_ma[row, index]), float(s.slow_ma[row, index])
         facts.append(
-            Fact(
-                "cross_approaching",
+            approach_fact(
+                rule,
                 analysis.session_of(row, index),
-                rule.key,
-                {
-                    "close": float(closes[row, index]),
-                    "gap_pct": gap,
-                    "fast_value": float(s.fast_ma[row, index]),
-                    "slow_value": float(s.slow_ma[row, index]),
-                    "trigger_close": _trigger_at(analysis, row, index),
-                    "rule": rule.as_dict(),
-                    "sessions_seen": index - first + 1,
-                },
+                closes[row, index],
+                fast,
+                slow,
+                approach_trigger(rule, closes[row, : index + 1], fast, slow),
+                index - first + 1,
             )
         )
     for turn in turns_of(analysis, row):
-        data = {
-            "extreme_session": turn["session"].isoformat(),
-            "extreme_close": turn["close"],
-            "close": turn["confirmed_close"],
-            "change_pct": turn["change_pct"],
-            "sessions_to_confirm": turn["sessions_to_confirm"],
-            "rule": {
-                "decline_pct": analysis.turn_rule.decline * 100,
-                "rebound_pct": analysis.turn_rule.rebound * 100,
-            },
-        }
-        facts.append(Fact(turn["type"], turn["confirmed_session"], analysis.turn_rule.key, data))
+        facts.append(
+            turn_fact(
+                analysis.turn_rule,
+                turn["type"],
+                turn["confirmed_session"],
+                turn["session"],
+                turn["close"],
+                turn["confirmed_close"],
+                turn["change_pct"],
+                turn["sessions_to_confirm"],
+            )
+        )
     facts.sort(key=lambda fact: (fact.session, fact.type))
     return facts
-
-
-def _trigger_at(analysis: Analysis, row: int, index: int) -> float | None:
-    """The trigger close as of session ``index`` (recomputed on the prefix)."""
-    prefix = analysis.panel.closes[row : row + 1, : index + 1]
-    signals = kernel.detect(prefix, analysis.rule.fast, analysis.rule.slow, analysis.rule.kind)
-    return num(kernel.trigger_close(prefix, signals)[0])

@@ -9,9 +9,8 @@ history. The facts are exactly those :func:`app.signals.analysis.facts_of` finds
 same sessions of the full history: the kernel's daily path reproduces the full
 recompute bit for bit, and the rest is carried here:
 
-- the ``cross_approaching`` rule ("in a death regime, the gap narrowed to within 1%
-  after having been wider, once per regime") as two flags per rule, *armed* (a wide gap
-  seen in this death regime, no approach yet) and *done* (an approach recorded);
+- the ``cross_approaching`` state of :func:`app.signals.analysis.approach_step` (the
+  rule, shared with the full path) as two flags per rule, *armed* and *done*;
 - the date and close of each session the zigzag state points at (a turn's extreme
   may lie years back), and the previous turn's extreme close (its ``change_pct``);
 - the newest closes (the tail ``advance`` needs).
@@ -35,8 +34,6 @@ from app.market.repository import ClosePanel
 from app.signals import analysis as an
 from app.signals import kernel
 from app.signals.analysis import (
-    APPROACH_GAP_PCT,
-    CROSS_TYPES,
     DEFAULT_RULE,
     DEFAULT_TURNS,
     REGIMES,
@@ -153,21 +150,6 @@ def _concat(
     return _shift(joined, np.arange(len(states)), delta, sessions)
 
 
-def _approach_flags(regime: npt.NDArray[np.int8], gap: FloatArray) -> tuple[bool, bool]:
-    """(armed, done) after the newest session, as :func:`approaching_indices` sees it."""
-    if regime.size == 0 or regime[-1] != -1:
-        return False, False
-    outside = np.flatnonzero(regime != -1)
-    begin = int(outside[-1]) + 1 if outside.size else 0
-    gaps = np.nan_to_num(gap[begin:], nan=0.0)
-    wide = np.flatnonzero(gaps < -APPROACH_GAP_PCT)
-    if not wide.size:
-        return False, False
-    if np.flatnonzero(gaps[int(wide[0]) :] >= -APPROACH_GAP_PCT).size:
-        return False, True
-    return True, False
-
-
 def seed(
     panel: ClosePanel, rules: Sequence[Rule], analyses: dict[str, Analysis]
 ) -> dict[str, Carried]:
@@ -220,10 +202,8 @@ def seed(
                 extremes[index] = (day, float(closes[row, index + offset]))
         approach = {}
         for rule in rules:
-            signals = analyses[rule.key].signals
-            approach[rule.key] = _approach_flags(
-                signals.regime[row], (signals.fast_ma[row] / signals.slow_ma[row] - 1.0) * 100.0
-            )
+            state = analyses[rule.key].approaches
+            approach[rule.key] = (bool(state.armed[row]), bool(state.done[row]))
         newest: date = panel.sessions[row, width - 1].astype(object)
         seeded[panel.symbols[row]] = Carried(
             version=None,
@@ -298,49 +278,45 @@ def _advance(
         after, latest = kernel.advance(before, tail)
         if rule == DEFAULT_RULE:
             newest = _newest_of(latest, bars)
+        armed, done, approached = an.approach_step(
+            np.array([a[rule.key][0] for a in approach], dtype=bool),
+            np.array([a[rule.key][1] for a in approach], dtype=bool),
+            before.regime == -1,
+            latest.regime == -1,
+            latest.gap_pct,
+        )
         for row, entry in enumerate(entries):
             states[row][rule.key] = _shift(
                 after, np.array([row]), np.array([-offsets[row]]), entry.count + 1
             )
-            facts[row].extend(_crossing(rule, latest, row, bars[row], entry.count + 1))
-            armed, done = approach[row][rule.key]
-            regime = int(latest.regime[row])
-            gap = float(latest.gap_pct[row])
-            if regime != -1:
-                armed = done = False
-            elif int(before.regime[row]) != -1:
-                armed, done = gap < -APPROACH_GAP_PCT, False
-            elif armed and gap >= -APPROACH_GAP_PCT:
+            seen = entry.count + 1
+            session, close = bars[row].session, float(bars[row].close)
+            fast, slow = float(latest.fast_ma[row]), float(latest.slow_ma[row])
+            if latest.cross[row] != 0:
                 facts[row].append(
-                    _approaching(rule, latest, row, tail[row], bars[row], entry.count + 1)
+                    an.cross_fact(rule, int(latest.cross[row]), session, close, fast, slow, seen)
                 )
-                armed, done = False, True
-            elif not done and gap < -APPROACH_GAP_PCT:
-                armed = True
-            approach[row][rule.key] = (armed, done)
+            if approached[row]:
+                trigger = an.approach_trigger(rule, tail[row], fast, slow)
+                facts[row].append(an.approach_fact(rule, session, close, fast, slow, trigger, seen))
+            approach[row][rule.key] = (bool(armed[row]), bool(done[row]))
             if index == 0 and latest.turn[row] != 0:
                 at = int(latest.turn_session[row]) - int(offsets[row])
-                day, close = extremes[row][at]
-                change = (np.float64(close) / np.float64(turn_closes[row]) - 1.0) * 100.0
+                day, extreme = extremes[row][at]
+                change = (np.float64(extreme) / np.float64(turn_closes[row]) - 1.0) * 100.0
                 facts[row].append(
-                    Fact(
+                    an.turn_fact(
+                        DEFAULT_TURNS,
                         TURN_TYPES[int(latest.turn[row])],
-                        bars[row].session,
-                        DEFAULT_TURNS.key,
-                        {
-                            "extreme_session": day.isoformat(),
-                            "extreme_close": close,
-                            "close": float(bars[row].close),
-                            "change_pct": num(change),
-                            "sessions_to_confirm": entry.count - at,
-                            "rule": {
-                                "decline_pct": DEFAULT_TURNS.decline * 100,
-                                "rebound_pct": DEFAULT_TURNS.rebound * 100,
-                            },
-                        },
+                        session,
+                        day,
+                        extreme,
+                        close,
+                        num(change),
+                        entry.count - at,
                     )
                 )
-                turn_closes[row] = close
+                turn_closes[row] = extreme
     result = []
     for row, entry in enumerate(entries):
         zigzag = states[row][rules[0].key].zigzag
@@ -384,51 +360,3 @@ def _newest_of(latest: kernel.Latest, bars: Sequence[Bar]) -> list[Newest | None
             strict=True,
         )
     ]
-
-
-def _crossing(rule: Rule, latest: kernel.Latest, row: int, bar: Bar, seen: int) -> list[Fact]:
-    cross = int(latest.cross[row])
-    if cross == 0:
-        return []
-    return [
-        Fact(
-            CROSS_TYPES[cross],
-            bar.session,
-            rule.key,
-            {
-                "close": float(bar.close),
-                "fast_value": float(latest.fast_ma[row]),
-                "slow_value": float(latest.slow_ma[row]),
-                "rule": rule.as_dict(),
-                "sessions_seen": seen,
-            },
-        )
-    ]
-
-
-def _approaching(
-    rule: Rule, latest: kernel.Latest, row: int, tail: FloatArray, bar: Bar, seen: int
-) -> Fact:
-    fast, slow = latest.fast_ma[row], latest.slow_ma[row]
-    # The trigger close of this one row, as the full path computes it: the kernel's
-    # SMA trigger sums with a reduction whose rounding depends on how many rows it sees.
-    if rule.kind == "sma":
-        trigger = kernel.trigger_close_sma(tail[None, :], rule.fast, rule.slow)[0]
-    else:
-        trigger = kernel.trigger_close_ema(
-            latest.fast_ma[row : row + 1], latest.slow_ma[row : row + 1], rule.fast, rule.slow
-        )[0]
-    return Fact(
-        "cross_approaching",
-        bar.session,
-        rule.key,
-        {
-            "close": float(bar.close),
-            "gap_pct": float((fast / slow - 1.0) * 100.0),
-            "fast_value": float(fast),
-            "slow_value": float(slow),
-            "trigger_close": num(trigger),
-            "rule": rule.as_dict(),
-            "sessions_seen": seen,
-        },
-    )

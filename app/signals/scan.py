@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.signals import analysis as an
 from app.signals import kernel
-from app.signals.analysis import APPROACH_GAP_PCT, CROSS_TYPES, Analysis, num
+from app.signals.analysis import CROSS_TYPES, Analysis, num
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -64,33 +65,9 @@ def _last_true(mask: BoolArray) -> IntArray:
 
 
 def approach_columns(analysis: Analysis) -> tuple[IntArray, IntArray]:
-    """Every ``cross_approaching`` as (row, column), in row-major order.
-
-    :func:`analysis.approaching_indices` for all rows at once: within each death-regime
-    run, the first session whose gap is no longer below -1% right after one that was.
-    (After the run's first wide session the gap stays wide until that session, so it is
-    the run's first wide-to-near step.)
-    """
-    s = analysis.signals
-    death = s.regime == -1
-    wide = s.gap_pct() < -APPROACH_GAP_PCT
-    step = np.zeros(death.shape, dtype=bool)
-    np.logical_and(death[:, 1:], death[:, :-1], out=step[:, 1:])
-    step[:, 1:] &= wide[:, :-1]
-    step[:, 1:] &= ~wide[:, 1:]
-    steps = np.flatnonzero(step)
-    if steps.size == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    run_start = death.copy()
-    run_start[:, 1:] &= ~death[:, :-1]
-    starts = np.flatnonzero(run_start)
-    # Each step's run: the last run start at or before it (same row: a step's run begins
-    # at the latest in its own row's column 0).
-    run = np.searchsorted(starts, steps, side="right") - 1
-    first = np.ones(steps.size, dtype=bool)
-    first[1:] = run[1:] != run[:-1]
-    rows, columns = np.divmod(steps[first], death.shape[1])
+    """Every ``cross_approaching`` as (row, column), in row-major order (the rule's one
+    derivation: :attr:`analysis.Analysis.approaches`)."""
+    rows, columns = np.nonzero(analysis.approaches.at)
     return rows.astype(np.int64), columns.astype(np.int64)
 
 
@@ -121,28 +98,6 @@ def _session(analysis: Analysis, row: int, column: int) -> date:
     return analysis.session_of(row, column)
 
 
-def _triggers(analysis: Analysis, rows: IntArray, columns: IntArray) -> list[float | None]:
-    """Trigger close as of each (row, column), as :func:`analysis.facts_of` gives it: for
-    SMAs from the ``slow`` closes ending there, one matched row at a time (the kernel's
-    sums over a single row, bit for bit); for EMAs from that session's averages."""
-    rule = analysis.rule
-    closes = analysis.panel.closes
-    if rule.kind == "sma":
-        return [
-            num(
-                kernel.trigger_close_sma(
-                    closes[r : r + 1, c - rule.slow + 1 : c + 1], rule.fast, rule.slow
-                )[0]
-            )
-            for r, c in zip(rows.tolist(), columns.tolist(), strict=True)
-        ]
-    s = analysis.signals
-    values = kernel.trigger_close_ema(
-        s.fast_ma[rows, columns], s.slow_ma[rows, columns], rule.fast, rule.slow
-    )
-    return [num(v) for v in values]
-
-
 def records(
     analysis: Analysis, latest: LatestEvents, event: str, rows: IntArray, within: int
 ) -> list[dict[str, Any]]:
@@ -155,54 +110,46 @@ def records(
     first = width - analysis.lengths[rows]
     s = analysis.signals
     closes = analysis.panel.closes
-    rule = analysis.rule.as_dict()
-    data: list[dict[str, Any]]
+    rule = analysis.rule
+    facts: list[an.Fact] = []
     if event in ("golden_cross", "death_cross"):
-        data = [
-            {
-                "close": float(closes[r, c]),
-                "fast_value": float(s.fast_ma[r, c]),
-                "slow_value": float(s.slow_ma[r, c]),
-                "rule": rule,
-                "sessions_seen": c - f + 1,
-            }
-            for r, c, f in zip(rows.tolist(), columns.tolist(), first.tolist(), strict=True)
-        ]
-    elif event == "cross_approaching":
-        triggers = _triggers(analysis, rows, columns)
-        data = [
-            {
-                "close": float(closes[r, c]),
-                "gap_pct": float((s.fast_ma[r, c] / s.slow_ma[r, c] - 1.0) * 100.0),
-                "fast_value": float(s.fast_ma[r, c]),
-                "slow_value": float(s.slow_ma[r, c]),
-                "trigger_close": trigger,
-                "rule": rule,
-                "sessions_seen": c - f + 1,
-            }
-            for r, c, f, trigger in zip(
-                rows.tolist(), columns.tolist(), first.tolist(), triggers, strict=True
+        for r, c, f in zip(rows.tolist(), columns.tolist(), first.tolist(), strict=True):
+            facts.append(
+                an.cross_fact(
+                    rule,
+                    int(s.cross[r, c]),
+                    _session(analysis, r, c),
+                    closes[r, c],
+                    s.fast_ma[r, c],
+                    s.slow_ma[r, c],
+                    c - f + 1,
+                )
             )
-        ]
+    elif event == "cross_approaching":
+        for r, c, f in zip(rows.tolist(), columns.tolist(), first.tolist(), strict=True):
+            fast, slow = float(s.fast_ma[r, c]), float(s.slow_ma[r, c])
+            trigger = an.approach_trigger(rule, closes[r, : c + 1], fast, slow)
+            facts.append(
+                an.approach_fact(
+                    rule, _session(analysis, r, c), closes[r, c], fast, slow, trigger, c - f + 1
+                )
+            )
     else:
         t = analysis.turns
-        turn_rule = {
-            "decline_pct": analysis.turn_rule.decline * 100,
-            "rebound_pct": analysis.turn_rule.rebound * 100,
-        }
-        data = []
         for r, record in zip(rows.tolist(), latest.turn_record[event][rows].tolist(), strict=True):
             extreme = int(t.session[record])
             confirmed = int(t.confirmed[record])
-            data.append(
-                {
-                    "extreme_session": _session(analysis, r, extreme).isoformat(),
-                    "extreme_close": float(t.close[record]),
-                    "close": float(closes[r, confirmed]),
-                    "change_pct": num(t.change_pct[record]),
-                    "sessions_to_confirm": confirmed - extreme,
-                    "rule": turn_rule,
-                }
+            facts.append(
+                an.turn_fact(
+                    analysis.turn_rule,
+                    event,
+                    _session(analysis, r, confirmed),
+                    _session(analysis, r, extreme),
+                    t.close[record],
+                    closes[r, confirmed],
+                    num(t.change_pct[record]),
+                    confirmed - extreme,
+                )
             )
     symbols = analysis.panel.symbols
     return [
@@ -211,7 +158,7 @@ def records(
             "type": event,
             "session": _session(analysis, r, c),
             "sessions_ago": width - 1 - c,
-            "data": d,
+            "data": fact.data,
         }
-        for r, c, d in zip(rows.tolist(), columns.tolist(), data, strict=True)
+        for r, c, fact in zip(rows.tolist(), columns.tolist(), facts, strict=True)
     ]

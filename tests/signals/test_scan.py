@@ -110,6 +110,29 @@ def test_the_newest_event_of_each_row_is_its_last_fact(seed_panel: ClosePanel) -
         assert analysis.session_of(row, int(column[row])) == last.session
 
 
+def approaching_indices(analysis: an.Analysis, row: int) -> list[int]:
+    """The ``cross_approaching`` rule written plainly for one row, run by run: in each
+    death regime, the first session whose gap is back within 1% after the regime's first
+    session wider than 1%."""
+    s = analysis.signals
+    regime = s.regime[row]
+    gap = np.nan_to_num((s.fast_ma[row] / s.slow_ma[row] - 1.0) * 100.0, nan=0.0)
+    death = regime == -1
+    starts = np.flatnonzero(death & (np.concatenate(([False], ~death[:-1]))))
+    indices: list[int] = []
+    for begin in starts.tolist():
+        ends = np.flatnonzero(~death[begin:])
+        end = begin + int(ends[0]) if ends.size else regime.size
+        wide = np.flatnonzero(gap[begin:end] < -an.APPROACH_GAP_PCT)
+        if not wide.size:
+            continue
+        after = begin + int(wide[0])
+        near = np.flatnonzero(gap[after:end] >= -an.APPROACH_GAP_PCT)
+        if near.size:
+            indices.append(after + int(near[0]))
+    return indices
+
+
 def test_approaches_are_once_per_death_regime_on_random_walks() -> None:
     # Short windows on random walks of different lengths: many death regimes, some
     # with the gap narrowing more than once (only the first narrowing counts).
@@ -124,7 +147,7 @@ def test_approaches_are_once_per_death_regime_on_random_walks() -> None:
     expected = [
         (row, index)
         for row in range(len(series))
-        for index in an.approaching_indices(analysis, row)
+        for index in approaching_indices(analysis, row)
     ]
     assert len(expected) > 5
     assert list(zip(rows.tolist(), columns.tolist(), strict=True)) == expected
@@ -133,6 +156,34 @@ def test_approaches_are_once_per_death_regime_on_random_walks() -> None:
             assert vectorized_scan(analysis, event, within) == per_symbol_scan(
                 analysis, event, within
             )
+
+
+def test_the_closed_form_of_approaches_is_the_step_run_session_by_session() -> None:
+    """``analysis.approaches`` (whole matrices) against ``approach_step`` (the daily
+    path's rule) run over each session: the same approaches and the same final state."""
+    rng = np.random.default_rng(5)
+    start = np.datetime64("2000-01-03")
+    series, dates = {}, {}
+    for i, length in enumerate([600, 420, 250, 90, 37, 12, 3] * 8):
+        series[f"S{i}"] = list(100 * np.exp(np.cumsum(rng.normal(0, 0.02, length))))
+        dates[f"S{i}"] = list(start + np.arange(length))
+    for rule in (Rule(3, 12), Rule(5, 20, "ema")):
+        analysis = an.analyse(panel_of(series, dates), rule)
+        s = analysis.signals
+        rows, width = s.regime.shape
+        armed = done = was_death = np.zeros(rows, dtype=bool)
+        at = np.zeros((rows, width), dtype=bool)
+        for column in range(width):
+            death = s.regime[:, column] == -1
+            armed, done, at[:, column] = an.approach_step(
+                armed, done, was_death, death, s.gap_pct()[:, column]
+            )
+            was_death = death
+        found = an.approaches(s)
+        assert at.sum() > 10 and found.armed.any() and found.done.any()
+        np.testing.assert_array_equal(found.at, at)
+        np.testing.assert_array_equal(found.armed, armed)
+        np.testing.assert_array_equal(found.done, done)
 
 
 def test_a_symbol_without_closes_matches_nothing() -> None:
