@@ -67,7 +67,9 @@ def create_app(
     ``warm`` (the ``serve`` process): the signal book's snapshot and the ``/v1/signals``
     body are computed in the background at start, and ``/readyz`` answers 503
     "warming" until they exist, so no request waits for a cold render.
-    ``app.state.signals_warm`` is set once they do (at once without ``warm``).
+    ``app.state.signals_warm`` is set once they do (at once without ``warm``). With
+    ``warm``, a poll of the scheduler that added data warms the book again once it has
+    committed (``app.state.signals_rewarmed`` is set after each such warm-up).
     """
 
     @asynccontextmanager
@@ -81,9 +83,18 @@ def create_app(
         app.state.services = services
         app.state.signal_book = book
         stop = asyncio.Event()
+        rewarmed = threading.Event()
+        app.state.signals_rewarmed = rewarmed
         tasks = [
             asyncio.create_task(role, name=name)
-            for name, role in _roles(services, book, stop, scheduler=scheduler, worker=worker)
+            for name, role in _roles(
+                services,
+                book,
+                stop,
+                scheduler=scheduler,
+                worker=worker,
+                rewarmed=rewarmed if warm else None,
+            )
         ]
         warmed = threading.Event()
         app.state.signals_warm = warmed
@@ -124,9 +135,18 @@ def create_app(
 
 
 def _roles(
-    services: Services, book: SignalBook, stop: asyncio.Event, *, scheduler: bool, worker: bool
+    services: Services,
+    book: SignalBook,
+    stop: asyncio.Event,
+    *,
+    scheduler: bool,
+    worker: bool,
+    rewarmed: threading.Event | None = None,
 ) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+    """The background roles; with ``rewarmed``, a poll that added data is followed by
+    a warm-up of ``book`` (:func:`_rewarm`), which sets ``rewarmed`` when done."""
     from app.jobs.outbox import custom_rules, enqueuer
+    from app.jobs.poll import PollReport
     from app.jobs.runtime import run_scheduler
     from app.webhooks.worker import DeliveryWorker
 
@@ -136,10 +156,16 @@ def _roles(
     )
     services.delivery = delivery
 
-    def committed(_report: object) -> None:
+    rewarms: set[asyncio.Task[None]] = set()  # referenced until done
+
+    def committed(report: PollReport) -> None:
         book.invalidate()
         if delivery is not None:
             delivery.notify()
+        if rewarmed is not None and report.added:
+            task = asyncio.get_running_loop().create_task(_rewarm(services, book, rewarmed))
+            rewarms.add(task)
+            task.add_done_callback(rewarms.discard)
 
     if scheduler:
         roles.append(
@@ -170,6 +196,18 @@ async def _warm(services: Services, book: SignalBook, warmed: threading.Event) -
     finally:
         health.finish_warming(services.db)
         warmed.set()
+
+
+async def _rewarm(services: Services, book: SignalBook, rewarmed: threading.Event) -> None:
+    """The snapshot and the ``/v1/signals`` body again after a poll committed new data,
+    in a thread and a read transaction of its own (the poll's writes are committed and
+    its transaction is over), so the next request is served from memory."""
+    try:
+        await asyncio.to_thread(warm_signals, book, services.db, services.clock())
+    except Exception:
+        log.exception("re-warming the signal book failed")
+    finally:
+        rewarmed.set()
 
 
 async def _deliver(delivery: Any, stop: asyncio.Event) -> None:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.api.app import create_app
 from app.db.engine import Database
 from app.jobs import ingest
-from app.settings import Settings
+from app.market import repository
+from app.settings import Settings, load_settings
 from app.signals.router import list_key
 from app.signals.service import SignalBook, Snapshot
-from tests.conftest import fixed_clock
+from tests.conftest import data_file, fixed_clock
 
 
 class HeldBook(SignalBook):
@@ -71,3 +74,47 @@ def test_without_warm_the_app_is_ready_at_once_and_renders_on_demand(
         assert app.state.signals_warm.is_set()
         assert client.get("/readyz").status_code == 200
         assert _bodies(book, db) == {}, "nothing rendered before a request"
+
+
+def test_a_poll_that_adds_data_warms_the_book_again_after_its_commit(
+    database_url: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler's catch-up poll stores ^RUT from a csv folder; once it has
+    committed, the book is warmed again in the background, so the first request after
+    the poll is answered from memory: no snapshot read, no render."""
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    lines = data_file("rut_daily.csv").read_text().splitlines()
+    (folder / "^RUT.csv").write_text("\n".join([lines[0], *lines[-400:]]) + "\n")
+    settings = load_settings(
+        database_url=database_url,
+        seed=False,
+        providers="csv",
+        csv_dir=str(folder),
+        symbols="^RUT",
+        watch_interval_minutes=0,
+        _env_file=None,
+    )
+    reads: list[repository.StoreSnapshot] = []
+    read_snapshot = repository.read_snapshot
+
+    def counted(session: Session) -> repository.StoreSnapshot:
+        reads.append(read_snapshot(session))
+        return reads[-1]
+
+    monkeypatch.setattr(repository, "read_snapshot", counted)
+    book = SignalBook()
+    app = create_app(
+        settings, db=db, clock=fixed_clock, scheduler=True, warm=True, signal_book=book
+    )
+    with TestClient(app) as client:
+        assert app.state.signals_rewarmed.wait(60), "no warm-up after the poll"
+        assert app.state.signals_warm.wait(60)  # the start's warm-up is over too
+        assert reads[-1].panel.symbols == ["^RUT"], "warmed with the poll's data"
+        read_before = len(reads)
+        warm_body = _bodies(book, db).get(list_key(book, fixed_clock()))
+        assert warm_body is not None
+        served = client.get("/v1/signals")
+        assert served.content == warm_body
+        assert [s["symbol"] for s in served.json()["signals"]] == ["^RUT"]
+        assert len(reads) == read_before, "the request after the poll read nothing"
