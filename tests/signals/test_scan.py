@@ -145,9 +145,7 @@ def test_approaches_are_once_per_death_regime_on_random_walks() -> None:
     analysis = an.analyse(panel_of(series, dates), Rule(3, 12))
     rows, columns = scan.approach_columns(analysis)
     expected = [
-        (row, index)
-        for row in range(len(series))
-        for index in approaching_indices(analysis, row)
+        (row, index) for row in range(len(series)) for index in approaching_indices(analysis, row)
     ]
     assert len(expected) > 5
     assert list(zip(rows.tolist(), columns.tolist(), strict=True)) == expected
