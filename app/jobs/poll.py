@@ -141,9 +141,9 @@ class Poller:
     def _start(self, symbols: Sequence[str] | None, trigger: str) -> tuple[list[str], int]:
         with self.db.transaction() as session:
             wanted = list(symbols) if symbols else repository.tracked_symbols(session)
-            if not wanted:
-                wanted = list(self.settings.symbols)
-            repository.ensure_symbols(session, wanted, now=self.clock())
+            if symbols or not wanted:  # the tracked ones are known: no insert to compile
+                wanted = wanted or list(self.settings.symbols)
+                repository.ensure_symbols(session, wanted, now=self.clock())
             run_id = polls.start_run(session, trigger, now=self.clock())
             _save_progress(session, run_id, PollProgress(0, len(wanted), 0, 0))
             return wanted, run_id
