@@ -176,7 +176,7 @@ def book_as_of(
     sessions = snap.calendar.sessions
     if sessions.size and np.datetime64(day) >= sessions[-1]:
         return book
-    key = tuple(symbols)
+    key = tuple(sorted(symbols))  # rows in symbol order, as the panel's (screen ties)
     with _cuts_lock:
         kept = _cuts.get(book)
         if kept is None or kept[0] != snap.fingerprint or kept[1] != day:
