@@ -40,7 +40,8 @@ class ChildReader:
         stdin.flush()
         status = stdout.readline().decode().rstrip("\n")
         if status != "ok":
-            raise RuntimeError(f"the Arrow reader failed: {status or 'it exited'}")
+            reason = status.removeprefix("error: ") or "it exited"
+            raise RuntimeError(f"the Arrow reader failed: {reason}")
         return pa.ipc.open_stream(stdout).read_all()
 
 
@@ -68,17 +69,22 @@ def reading(database: str) -> Iterator[ChildReader]:
 
 def serve(database: str, requests: IO[bytes], replies: IO[bytes]) -> None:
     """The child's loop: one statement a line until end of input, all in one read
-    transaction (the driver does not autocommit), each answered on ``replies``."""
-    import adbc_driver_sqlite.dbapi
+    transaction (autocommit off), each answered on ``replies``.
 
-    connection = adbc_driver_sqlite.dbapi.connect(database)
+    The driver's own handles, not its DB-API module: that one imports
+    ``pyarrow.dataset`` and with it pandas, which tripled the child's start.
+    """
+    import adbc_driver_manager
+    import adbc_driver_sqlite
+
+    database_handle = adbc_driver_sqlite.connect(database)
+    connection = adbc_driver_manager.AdbcConnection(database_handle)
     try:
-        cursor = connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.set_autocommit(False)
+        _run(connection, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         for line in requests:
             try:
-                cursor.execute(json.loads(line))
-                table: Any = cursor.fetch_arrow_table()
+                table = _run(connection, json.loads(line))
             except Exception as exc:  # reported to the parent, which raises
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 replies.write(f"error: {reason}\n".encode())
@@ -88,10 +94,22 @@ def serve(database: str, requests: IO[bytes], replies: IO[bytes]) -> None:
             with pa.ipc.new_stream(replies, table.schema) as writer:
                 writer.write_table(table)
             replies.flush()
-        cursor.close()
         connection.rollback()
     finally:
         connection.close()
+        database_handle.close()
+
+
+def _run(connection: Any, sql: str) -> pa.Table:
+    import adbc_driver_manager
+
+    statement = adbc_driver_manager.AdbcStatement(connection)
+    try:
+        statement.set_sql_query(sql)
+        stream, _ = statement.execute_query()
+        return pa.RecordBatchReader._import_from_c(stream.address).read_all()
+    finally:
+        statement.close()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import Database
 from app.db.metadata import metadata
-from app.market import repository
+from app.market import repository, sqlite_arrow
 from app.market.bars import Bar
 from app.market.models import Symbol
 
@@ -190,3 +190,14 @@ def test_an_in_memory_store_is_read_through_the_session(in_memory: Database) -> 
         expected = repository.load_panel(session, ["A", "B"])
     _assert_same_panel(snapshot.panel, expected)
     assert snapshot.fingerprint == {"A": 1, "B": 1}
+
+
+def test_the_sqlite_reader_reports_a_failed_statement_and_goes_on(filled: Database) -> None:
+    if not filled.is_sqlite:
+        pytest.skip("the child process reads SQLite stores only")
+    database = filled.engine.url.database
+    assert database is not None
+    with sqlite_arrow.reading(database) as child:
+        with pytest.raises(RuntimeError, match="missing_column"):
+            child.table("SELECT missing_column FROM symbols")
+        assert child.table("SELECT count(*) AS n FROM symbols").column("n").to_pylist() == [27]
