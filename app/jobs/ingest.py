@@ -119,8 +119,9 @@ def store_many(
     """
     now = clock()
     symbols = [write.symbol for write in writes]
-    repository.ensure_symbols(session, symbols, now=now)
     previous = repository.last_sessions(session, symbols)
+    # A symbol with stored bars is tracked already: only the others may need inserting.
+    repository.ensure_symbols(session, [s for s in symbols if s not in previous], now=now)
     # A first write of columns is inserted from its columns (``backfill``): the same
     # rows, counts and versions as the upsert, without a Bar per session.
     first = (
