@@ -186,7 +186,9 @@ def book_as_of(
         if dated is None:
             panel = snap.analysis.panel
             rows = np.array([snap.row(symbol) for symbol in key], dtype=np.int64)
-            chosen = ClosePanel(list(key), panel.closes[rows], panel.sessions[rows])
+            # Only the columns these rows use: the panel is as wide as its longest row.
+            start = panel.closes.shape[1] - int(snap.analysis.lengths[rows].max(initial=0))
+            chosen = ClosePanel(list(key), panel.closes[rows, start:], panel.sessions[rows, start:])
             dated = _CutBook(
                 service.Snapshot(
                     fingerprint=snap.fingerprint,
@@ -346,12 +348,27 @@ def _groups(snap: service.Snapshot, rows: npt.NDArray[np.int64], day: date) -> l
     times the median's apart: a cut is as wide as its longest row, so a few indices of
     a century would otherwise widen thousands of short rows."""
     symbols = snap.analysis.panel.symbols
-    kept = np.count_nonzero(snap.analysis.panel.sessions[rows] <= np.datetime64(day), axis=1)
     if not rows.size:
         return [[]]
+    kept = _kept(snap, rows, day)
     long = kept > LONG_HISTORY * max(float(np.median(kept)), 1.0)
     groups = [[symbols[r] for r in rows[~long].tolist()], [symbols[r] for r in rows[long].tolist()]]
     return [group for group in groups if group]
+
+
+def _kept(snap: service.Snapshot, rows: npt.NDArray[np.int64], day: date) -> npt.NDArray[np.int64]:
+    """Closes of each of ``rows`` up to ``day``, from the calendar (a row whose sessions
+    have a gap is counted on its own cells)."""
+    cal = snap.calendar
+    through = int(np.searchsorted(cal.sessions, np.datetime64(day), side="right")) - 1
+    lengths = cal.lengths[rows]
+    first = cal.last[rows] - lengths + 1
+    kept: npt.NDArray[np.int64] = np.clip(through - first + 1, 0, lengths)
+    gapped = np.flatnonzero(~cal.contiguous[rows] & (lengths > 0))
+    if gapped.size:
+        cells = snap.analysis.panel.sessions[rows[gapped]]
+        kept[gapped] = np.count_nonzero(cells <= np.datetime64(day), axis=1)
+    return kept
 
 
 def _screen_order(row: dict[str, Any], sort: str) -> tuple[bool, float, str]:
