@@ -34,7 +34,6 @@ import httpx
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.clock import Clock
@@ -46,6 +45,7 @@ from app.market.providers import ProviderError, RetryPolicy, YahooProvider, buil
 from app.market.providers.yahoo import LiveQuote
 from app.settings import Settings
 from app.signals import analysis as an
+from app.signals import repository
 from app.signals.analysis import DEFAULT_RULE, Rule
 from app.signals.models import Event, event_id
 
@@ -243,42 +243,6 @@ def cross_watch_event(
     )
 
 
-def insert_if_absent(session: Session, events: Sequence[Event]) -> list[Event]:
-    """Insert ``events`` whose id is not stored; return those this statement inserted.
-
-    Race-safe: a concurrent transaction inserting the same id makes this one wait for
-    it and then skip the row (PostgreSQL), or holds the write lock (SQLite); only the
-    inserting transaction gets the event back, so only it enqueues deliveries.
-    """
-    if not events:
-        return []
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    rows = [
-        {
-            "id": e.id,
-            "type": e.type,
-            "symbol": e.symbol,
-            "session": e.session,
-            "rule": e.rule,
-            "live": e.live,
-            "data": e.data,
-            "created_at": e.created_at,
-            "retracted_by": None,
-        }
-        for e in events
-    ]
-    inserted: set[str] = set()
-    for row in rows:
-        statement = (
-            insert(Event)
-            .values(row)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(Event.id)
-        )
-        inserted.update(session.scalars(statement))
-    return [event for event in events if event.id in inserted]
-
-
 class Watcher:
     """Runs checks: candidates from the store, live quotes from Yahoo, events written.
 
@@ -390,7 +354,7 @@ class Watcher:
 
     def _write(self, events: list[Event]) -> set[str]:
         with self.db.transaction() as session:
-            fresh = insert_if_absent(session, events)
+            fresh = repository.insert_new(session, events)
             if fresh and self.enqueue is not None:
                 self.enqueue(session, fresh)
         for event in fresh:
@@ -564,7 +528,7 @@ def settle(session: Session, *, now: datetime, enqueue: Enqueue | None = None) -
         for watch in open_watches
         if (watch.symbol, watch.session) in closes
     ]
-    fresh = insert_if_absent(session, missed)
+    fresh = repository.insert_new(session, missed)
     if fresh and enqueue is not None:
         enqueue(session, fresh)
     return fresh

@@ -20,17 +20,21 @@ ONE_OFF_TYPES = ("test", "snapshot")
 
 
 def insert_new(session: Session, events: Sequence[Event]) -> list[Event]:
-    """Insert the events whose id is not stored yet; return those (re-runs add nothing)."""
+    """Insert the events whose id is not stored yet; return those this call inserted.
+
+    Re-runs add nothing, and so do races: the ``INSERT … ON CONFLICT DO NOTHING
+    RETURNING id`` answers only the rows this statement wrote. On PostgreSQL a
+    concurrent transaction inserting the same id makes this one wait for it and then
+    skip the row; on SQLite the write lock orders them. Only the inserting transaction
+    gets an event back, so only it enqueues deliveries (a check-then-insert would have
+    let both transactions enqueue the same event).
+    """
     if not events:
         return []
-    existing: set[str] = set()
-    for ids in chunks([event.id for event in events]):
-        existing.update(session.scalars(select(Event.id).where(Event.id.in_(ids))))
-    fresh = [event for event in events if event.id not in existing]
-    if fresh:
-        insert = (
-            postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        )
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(Event).on_conflict_do_nothing(index_elements=["id"]).returning(Event.id)
+    inserted: set[str] = set()
+    for part in chunks(list(events)):
         rows = [
             {
                 "id": e.id,
@@ -43,11 +47,10 @@ def insert_new(session: Session, events: Sequence[Event]) -> list[Event]:
                 "created_at": e.created_at,
                 "retracted_by": None,
             }
-            for e in fresh
+            for e in part
         ]
-        # A concurrent writer may have stored the same fact: ignore, never duplicate.
-        session.execute(insert(Event).on_conflict_do_nothing(index_elements=["id"]), rows)
-    return fresh
+        inserted.update(session.scalars(statement, rows))
+    return [event for event in events if event.id in inserted]
 
 
 def active_for(session: Session, symbol: str, rules: Sequence[str], since: date) -> list[Event]:

@@ -43,6 +43,7 @@ from app.signals import events as signal_events
 from app.signals import service as signal_service
 from app.signals.analysis import DEFAULT_RULE
 from app.signals.models import Event, event_id
+from app.signals.repository import insert_new
 from app.signals.schemas import EventType
 from tests.conftest import _truncate
 
@@ -131,7 +132,7 @@ def _store_watch_and_miss(db: Database) -> None:
     quote = LiveQuote("^RUT", 2460.0, at, day)
     with db.transaction() as session:
         event = watch.cross_watch_event(candidate, quote, -0.4, NOW)
-        assert watch.insert_if_absent(session, [event]) == [event]
+        assert insert_new(session, [event]) == [event]
         assert [e.type for e in watch.settle(session, now=NOW)] == ["cross_watch_missed"]
 
 

@@ -28,6 +28,7 @@ from app.market.providers.yahoo import parse_live_quote
 from app.market.service import read_csv_file
 from app.settings import Settings, load_settings
 from app.signals.models import Event, event_id
+from app.signals.repository import insert_new
 from app.webhooks.models import Delivery
 from tests.conftest import PG_URL, data_file, run_cli
 from tests.support.yahoo import NEW_YORK, LiveBar, YahooFake, at_new_york
@@ -428,11 +429,11 @@ def test_a_concurrent_insert_of_the_same_watch_returns_it_to_one_transaction(
     answers: list[list[Event]] = []
     try:
         with scene.db.transaction() as first:
-            assert [e.id for e in watch.insert_if_absent(first, [twin()])] == ["evt_race"]
+            assert [e.id for e in insert_new(first, [twin()])] == ["evt_race"]
 
             def second() -> None:
                 with other.transaction() as session:
-                    answers.append(watch.insert_if_absent(session, [twin()]))
+                    answers.append(insert_new(session, [twin()]))
 
             thread = threading.Thread(target=second)
             thread.start()
