@@ -16,18 +16,15 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
-from sqlalchemy import update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from app.market.columns import BarColumns
-from app.market.models import DailyBar, Symbol
-from app.market.repository import BarWrite, UpsertCounts, WriteResult
+from app.market.models import DailyBar
+from app.market.repository import BarWrite, UpsertCounts, WriteResult, bump_versions
 
 # Rows per executemany call (progress is reported per chunk), as in the repository.
 _CHUNK_ROWS = 5_000
-# Symbols per IN (...) list.
-_SYMBOLS_PER_QUERY = 1_000
 
 
 def takes(session: Session, write: BarWrite) -> bool:
@@ -51,7 +48,7 @@ def insert_new(
     """Insert the bars of symbols with nothing stored (each write :func:`takes`), bump
     their data versions, and return what ``upsert_many`` would: every bar added."""
     symbols = [write.symbol for write in writes]
-    versions = _bump_versions(session, symbols)
+    versions = bump_versions(session, symbols)
     table = DailyBar.__table__
     connection = session.connection()
     compiled = sqlite.insert(DailyBar).compile(dialect=connection.dialect)
@@ -98,17 +95,3 @@ def _column(write: BarWrite, name: str, stamp: Any) -> Sequence[Any]:
     if name == "fetched_at":
         return list(repeat(stamp, count))
     raise ValueError(f"daily_bars has a column {name} that a first write does not fill")
-
-
-def _bump_versions(session: Session, symbols: Sequence[str]) -> dict[str, int]:
-    """Bump each symbol's data version; returns the new versions."""
-    versions: dict[str, int] = {}
-    for start in range(0, len(symbols), _SYMBOLS_PER_QUERY):
-        rows = session.execute(
-            update(Symbol)
-            .where(Symbol.symbol.in_(symbols[start : start + _SYMBOLS_PER_QUERY]))
-            .values(data_version=Symbol.data_version + 1)
-            .returning(Symbol.symbol, Symbol.data_version)
-        )
-        versions.update({symbol: int(version) for symbol, version in rows})
-    return versions

@@ -151,7 +151,7 @@ def upsert_many(
             )
         counts[write.symbol] = UpsertCounts(added, revised, len(write.bars) - added - revised)
     touched = [symbol for symbol, c in counts.items() if c.added or c.revised]
-    versions = _bump_versions(session, touched)
+    versions = bump_versions(session, touched)
     if changed:
         _write_rows(session, changed, on_progress)
     return {s: WriteResult(c, versions.get(s)) for s, c in counts.items()}
@@ -262,8 +262,9 @@ def _stored_rows(session: Session, writes: Sequence[BarWrite]) -> dict[str, dict
     return found
 
 
-def _bump_versions(session: Session, symbols: Sequence[str]) -> dict[str, int]:
-    """Bump each symbol's data version; returns the new versions."""
+def bump_versions(session: Session, symbols: Sequence[str]) -> dict[str, int]:
+    """Bump each symbol's data version; returns the new versions (every writer of bars
+    calls this once per write, first, so concurrent writers of a symbol queue on its row)."""
     versions: dict[str, int] = {}
     for start in range(0, len(symbols), _SYMBOLS_PER_QUERY):
         rows = session.execute(
