@@ -20,7 +20,7 @@ from app.jobs import watch
 from app.jobs.leader import CHECK_INTERVAL_SECONDS, Leadership, Tenure, while_leading
 from app.jobs.poll import Poller, PollReport
 from app.jobs.scheduler import PollScheduler
-from app.market.providers import build_chain
+from app.market.providers import build_chain, provider_client
 from app.settings import Settings
 
 log = logging.getLogger("crosswatch.jobs")
@@ -38,12 +38,7 @@ async def poller(
     on_committed: Callable[[PollReport], None] | None = None,
 ) -> AsyncIterator[Poller]:
     """A :class:`Poller` with one shared provider HTTP client, closed on exit."""
-    async with httpx.AsyncClient(
-        transport=transport,
-        timeout=settings.provider_timeout_seconds,
-        headers={"User-Agent": "crosswatch/0.1 (+https://github.com/crosswatch)"},
-        follow_redirects=True,
-    ) as client:
+    async with provider_client(settings, transport) as client:
         yield Poller(
             db,
             settings,

@@ -41,7 +41,13 @@ from app.db.engine import Database
 from app.market import calendar
 from app.market import repository as market
 from app.market.models import DailyBar
-from app.market.providers import ProviderError, RetryPolicy, YahooProvider, build_limits
+from app.market.providers import (
+    ProviderError,
+    RetryPolicy,
+    YahooProvider,
+    build_limits,
+    provider_client,
+)
 from app.market.providers.yahoo import LiveQuote
 from app.settings import Settings
 from app.signals import analysis as an
@@ -397,12 +403,7 @@ async def watcher(
 ) -> AsyncIterator[Watcher]:
     """A :class:`Watcher` quoting Yahoo (``YAHOO_BASE_URL``, its limits and retries)
     through its own HTTP client, closed on exit."""
-    async with httpx.AsyncClient(
-        transport=transport,
-        timeout=settings.provider_timeout_seconds,
-        headers={"User-Agent": "crosswatch/0.1 (+https://github.com/crosswatch)"},
-        follow_redirects=True,
-    ) as client:
+    async with provider_client(settings, transport) as client:
         provider = YahooProvider(
             client,
             base_url=settings.yahoo_base_url,

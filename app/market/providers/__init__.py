@@ -161,6 +161,20 @@ def build_providers(
     return providers
 
 
+def provider_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The HTTP client every provider request of a process goes through (polls and
+    the intraday watch): the configured timeout, our User-Agent, redirects followed;
+    ``transport`` replaces the network in tests."""
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=settings.provider_timeout_seconds,
+        headers={"User-Agent": "crosswatch/0.1 (+https://github.com/crosswatch)"},
+        follow_redirects=True,
+    )
+
+
 def build_chain(
     settings: Settings, client: httpx.AsyncClient, *, retry: RetryPolicy | None = None
 ) -> ProviderChain:

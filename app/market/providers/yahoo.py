@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,6 +59,8 @@ _PRICE_FIELDS = ("open", "high", "low", "close")
 
 #: How far back a live-quote request reaches (a long weekend plus a holiday).
 _LIVE_LOOKBACK = timedelta(days=7)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,6 @@ class YahooProvider:
         self._limit = limit
 
     async def fetch(self, symbol: str, since: date | None, *, now: datetime) -> FetchResult:
-        if not symbol or any(ch.isspace() or ch == "/" for ch in symbol):
-            raise SymbolNotSupported(f"Yahoo cannot look up the symbol {symbol!r}")
         period1 = (
             FULL_HISTORY_PERIOD1
             if since is None
@@ -109,20 +110,7 @@ class YahooProvider:
             "includePrePost": "false",
             "events": "div,split",
         }
-        url = f"{self._base_url}/v8/finance/chart/{quote(symbol, safe='')}"
-
-        async def attempt() -> list[Bar]:
-            response = await http_get(
-                self._client,
-                "Yahoo",
-                url,
-                params=params,
-                timeout=self._timeout,
-                limit=self._limit,
-            )
-            return parse_chart(response, symbol, now=now)
-
-        bars = await self._retry.run(attempt)
+        bars = await self._chart(symbol, params, lambda r: parse_chart(r, symbol, now=now))
         return closed_result(self.name, symbol, bars, since)
 
     async def live_quote(self, symbol: str, *, now: datetime) -> LiveQuote:
@@ -131,17 +119,26 @@ class YahooProvider:
         Raises ``NoData`` when Yahoo's last trade is outside the regular session (pre-
         market, after the close, a holiday), and the errors of :meth:`fetch` otherwise.
         """
-        if not symbol or any(ch.isspace() or ch == "/" for ch in symbol):
-            raise SymbolNotSupported(f"Yahoo cannot look up the symbol {symbol!r}")
         params: dict[str, str | int] = {
             "period1": int((now - _LIVE_LOOKBACK).timestamp()),
             "period2": int(now.timestamp()),
             "interval": "1d",
             "includePrePost": "false",
         }
+        return await self._chart(symbol, params, lambda r: parse_live_quote(r, symbol))
+
+    async def _chart(
+        self,
+        symbol: str,
+        params: dict[str, str | int],
+        parse: Callable[[httpx.Response], T],
+    ) -> T:
+        """One chart request for ``symbol`` under the retry policy, parsed by ``parse``."""
+        if not symbol or any(ch.isspace() or ch == "/" for ch in symbol):
+            raise SymbolNotSupported(f"Yahoo cannot look up the symbol {symbol!r}")
         url = f"{self._base_url}/v8/finance/chart/{quote(symbol, safe='')}"
 
-        async def attempt() -> LiveQuote:
+        async def attempt() -> T:
             response = await http_get(
                 self._client,
                 "Yahoo",
@@ -150,7 +147,7 @@ class YahooProvider:
                 timeout=self._timeout,
                 limit=self._limit,
             )
-            return parse_live_quote(response, symbol)
+            return parse(response)
 
         return await self._retry.run(attempt)
 
