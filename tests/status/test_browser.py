@@ -16,7 +16,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -24,7 +26,12 @@ import uvicorn
 
 from app.db.engine import Database
 from app.jobs import ingest
+from app.jobs.watch import Candidate, Finding, LastChecks, WatchReport
 from app.market.bars import Bar
+from app.market.providers.yahoo import LiveQuote
+from app.signals.analysis import DEFAULT_RULE
+from app.signals.models import Event
+from app.status import watch as status_watch
 from tests.conftest import ROOT, fixed_clock
 from tests.status.cdp import chromium
 from tests.status.conftest import SYMBOLS, build_app, poll_settings, run_poll
@@ -162,10 +169,30 @@ def test_chromium_renders_the_status_page(server: str, tmp_path: Path) -> None:
     assert shutil.which(binary) or Path(binary).exists()
 
 
+def _watch_check(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watch-list check of the served store, as the scheduler records it: one row
+    crossed with its event, one whose quote failed with a long reason (the status page
+    lists it as a seven-column table)."""
+    checks = LastChecks()
+    monkeypatch.setattr(status_watch, "LAST_CHECKS", checks)  # not left for other tests
+    at = datetime(2025, 8, 6, 15, 0, tzinfo=ZoneInfo("America/New_York"))
+    rule = DEFAULT_RULE
+    crossed = Candidate("^RUT", rule, date(2025, 8, 6), trigger_close=2130.03)
+    failed = Candidate("^GSPC", rule, date(2025, 8, 6), trigger_close=6300.0)
+    quote = LiveQuote("^RUT", 2140.0, at, date(2025, 8, 6))
+    event = Event(id="evt_watch_phone", type="cross_watch", symbol="^RUT")
+    findings = [
+        Finding(crossed, quote=quote, distance_pct=-0.47, event=event, written=True),
+        Finding(failed, error="Yahoo answered 503 Service Unavailable three times in a row"),
+    ]
+    checks.record(db.url, WatchReport(at, date(2025, 8, 6), findings))
+
+
 def test_on_a_phone_the_poll_errors_wrap_on_screen_and_refresh_can_be_paused(
-    server: str, tmp_path: Path
+    server: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     binary = _chromium()
+    _watch_check(db, monkeypatch)
     paused = parse(
         _browse(binary, tmp_path / "profile-dom", "--dump-dom", f"{server}/status?refresh=off")
     )
@@ -187,7 +214,8 @@ def test_on_a_phone_the_poll_errors_wrap_on_screen_and_refresh_can_be_paused(
         tab.screenshot(PHONE_SCREENSHOT)
     assert layout["viewport"] == PHONE
     assert layout["scroll"] <= PHONE  # nothing pushes the page sideways
-    assert len(layout["hidden"]) == 2 and set(layout["hidden"]) == {0}  # events, polls
+    # events, watch list, polls: each stacks into labelled rows, nothing hidden
+    assert len(layout["hidden"]) == 3 and set(layout["hidden"]) == {0}
     assert len(layout["cells"]) == 1  # the failed poll's errors, one per symbol, in one cell
     for cell in layout["cells"]:
         assert cell["left"] >= 0 and cell["right"] <= PHONE, cell
