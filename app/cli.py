@@ -28,11 +28,11 @@ from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.errors import CrosswatchError
 from app.jobs import ingest
-from app.jobs.poll import PollProgress
 from app.logs import configure
 from app.market import service as market
 from app.market.bars import Bar
 from app.market.cli import universe_cli
+from app.market.progress import PollProgress
 from app.settings import Settings, SettingsError, get_settings
 from app.signals.brief_cli import brief_command
 from app.signals.cli import screen as screen_command

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from app.db.engine import Database
-from app.jobs.poll import Poller, PollProgress, PollReport
+from app.jobs.poll import Poller, PollReport
+from app.market.progress import PollProgress
 from app.market.providers import ProviderChain
 from app.market.providers.csvdir import CsvDirProvider
 from app.settings import Settings

@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.clock import Clock
 from app.db.engine import Database
 from app.jobs import ingest, watch
 from app.market import polls, repository
-from app.market.models import PollRun
 from app.market.polls import SymbolOutcome
+from app.market.progress import RUNNING_POLLS, PollProgress, save_progress
 from app.market.providers import AllProvidersFailed, ProviderChain
 from app.market.validation import BadData, validate_bars
 from app.market.windows import Window, fetch_windows
@@ -62,17 +60,6 @@ class PollReport:
     @property
     def added(self) -> int:
         return sum(o.added for o in self.outcomes)
-
-
-@dataclass(frozen=True)
-class PollProgress:
-    """How far a poll is: ``done`` of ``total`` symbols fetched or failed, the sessions
-    ``added`` by the batches stored so far, and the symbols ``failed`` so far."""
-
-    done: int
-    total: int
-    added: int
-    failed: int
 
 
 class Poller:
@@ -145,7 +132,7 @@ class Poller:
                 wanted = wanted or list(self.settings.symbols)
                 repository.ensure_symbols(session, wanted, now=self.clock())
             run_id = polls.start_run(session, trigger, now=self.clock())
-            _save_progress(session, run_id, PollProgress(0, len(wanted), 0, 0))
+            save_progress(session, run_id, PollProgress(0, len(wanted), 0, 0))
             return wanted, run_id
 
     def _finish(self, run_id: int, outcomes: list[SymbolOutcome]) -> str:
@@ -287,7 +274,7 @@ class Poller:
 
     def _store_progress(self, run_id: int, progress: PollProgress) -> None:
         with self.db.transaction() as session:
-            _save_progress(session, run_id, progress)
+            save_progress(session, run_id, progress)
 
     def _store_proxy(self, run_id: int, proxied: _Proxied) -> None:
         proxy, outcome = proxied.proxy, proxied.outcome
@@ -385,63 +372,3 @@ class _Proxied:
 
 #: What a fetch hands the writer: a failure's outcome, bars to store, or a proxy's.
 _Fetched = SymbolOutcome | _Pending | _Proxied
-
-
-def _save_progress(session: Session, run_id: int, progress: PollProgress) -> None:
-    session.execute(
-        update(PollRun)
-        .where(PollRun.id == run_id)
-        .values(
-            symbols_total=progress.total,
-            symbols_done=progress.done,
-            sessions_added=progress.added,
-            symbols_failed=progress.failed,
-        )
-    )
-
-
-def stored_progress(session: Session) -> dict[int, PollProgress]:
-    """Run id → the progress last stored by each running poll, in any process."""
-    rows = session.execute(
-        select(
-            PollRun.id,
-            PollRun.symbols_done,
-            PollRun.symbols_total,
-            PollRun.sessions_added,
-            PollRun.symbols_failed,
-        ).where(PollRun.status == "running", PollRun.symbols_total.is_not(None))
-    ).tuples()
-    return {
-        run: PollProgress(done or 0, total or 0, added or 0, failed or 0)
-        for run, done, total, added, failed in rows
-    }
-
-
-class RunningPolls:
-    """The progress of the polls running in this process, by store URL and run id.
-
-    Kept in memory because it changes once per symbol: the status of a store, read in
-    the same process (``serve`` runs the scheduler beside the API), shows "n of N" as
-    it is now. A poll run by another process shows what it last stored in its run row
-    (:func:`stored_progress`, written about once a second).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._polls: dict[str, dict[int, PollProgress]] = {}
-
-    def update(self, store: str, run_id: int, progress: PollProgress) -> None:
-        with self._lock:
-            self._polls.setdefault(store, {})[run_id] = progress
-
-    def end(self, store: str, run_id: int) -> None:
-        with self._lock:
-            self._polls.get(store, {}).pop(run_id, None)
-
-    def of(self, store: str) -> dict[int, PollProgress]:
-        """Run id → progress of the polls of ``store`` running now."""
-        with self._lock:
-            return dict(self._polls.get(store, {}))
-
-
-RUNNING_POLLS = RunningPolls()

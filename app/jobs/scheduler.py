@@ -13,23 +13,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from app.market import calendar
-from app.settings import REGULAR_CLOSE
 
 log = logging.getLogger("crosswatch.scheduler")
-
-
-def close_delay(poll_time: time) -> timedelta:
-    """``POLL_TIME`` as a delay after a regular 16:00 close (17:15 → 1 h 15 min).
-
-    The same delay follows an early close (13:00 → 14:15), from the calendar. The
-    settings refuse an earlier ``POLL_TIME`` at start-up; this guards other callers.
-    """
-    delta = datetime.combine(datetime.min, poll_time) - datetime.combine(
-        datetime.min, REGULAR_CLOSE
-    )
-    if delta < timedelta(0):
-        raise ValueError("POLL_TIME must be at or after the 16:00 close")
-    return delta
 
 
 class SessionCloseTrigger(BaseTrigger):  # type: ignore[misc]
@@ -51,7 +36,7 @@ class PollScheduler:
 
     def __init__(self, job: Callable[[str], Awaitable[Any]], poll_time: time) -> None:
         self.job = job
-        self.trigger = SessionCloseTrigger(close_delay(poll_time))
+        self.trigger = SessionCloseTrigger(calendar.close_delay(poll_time))
         self.scheduler = AsyncIOScheduler(timezone=UTC)
 
     async def _scheduled(self) -> None:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 import pandas as pd
+
+from app.settings import REGULAR_CLOSE
 
 NEW_YORK = ZoneInfo("America/New_York")
 _CALENDAR_NAME = "XNYS"
@@ -152,6 +154,20 @@ def previous_session(day: date) -> date:
     if cal.is_session(ts):
         return cal.previous_session(ts).date()  # type: ignore[no-any-return]
     return cal.date_to_session(ts, direction="previous").date()  # type: ignore[no-any-return]
+
+
+def close_delay(poll_time: time) -> timedelta:
+    """``POLL_TIME`` as a delay after a regular 16:00 close (17:15 → 1 h 15 min).
+
+    The same delay follows an early close (13:00 → 14:15), from the calendar. The
+    settings refuse an earlier ``POLL_TIME`` at start-up; this guards other callers.
+    """
+    delta = datetime.combine(datetime.min, poll_time) - datetime.combine(
+        datetime.min, REGULAR_CLOSE
+    )
+    if delta < timedelta(0):
+        raise ValueError("POLL_TIME must be at or after the 16:00 close")
+    return delta
 
 
 def next_poll_time(now: datetime, delay: timedelta) -> datetime:

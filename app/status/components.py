@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.jobs.poll import PollProgress
 from app.market import calendar
 from app.market.models import PollResult, PollRun
+from app.market.progress import PollProgress
 from app.status.health import StoreProblem
 from app.status.repository import DeliveryFacts, aware
 from app.status.schemas import Component, PollInProgress, State

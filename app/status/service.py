@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import Database
 from app.errors import Unavailable
-from app.jobs.poll import RUNNING_POLLS, stored_progress
-from app.jobs.scheduler import close_delay
 from app.market import calendar, polls
+from app.market.progress import RUNNING_POLLS, stored_progress
 from app.settings import Settings
 from app.signals import analysis as an
 from app.signals.service import SignalBook, Snapshot, all_signals
@@ -95,7 +94,7 @@ def _store_only(problem: StoreProblem, now: datetime) -> Gathered:
 
 def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -> Gathered:
     store = components.store(None)
-    delay = close_delay(settings.poll_time)
+    delay = calendar.close_delay(settings.poll_time)
     with db.transaction(write=False) as session:
         runs = [
             Run(run, polls.results_of(session, run.id))

@@ -24,8 +24,9 @@ import httpx
 import pytest
 
 from app.db.engine import Database
-from app.jobs.poll import Poller, PollProgress, PollReport
+from app.jobs.poll import Poller, PollReport
 from app.market.bars import Bar
+from app.market.progress import PollProgress
 from app.market.providers import ProviderChain, RetryPolicy, build_chain
 from app.market.service import read_csv_file
 from app.settings import Settings, load_settings

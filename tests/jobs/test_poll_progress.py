@@ -10,9 +10,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.jobs.poll import RUNNING_POLLS, PollProgress, stored_progress
 from app.jobs.runtime import poller
 from app.market.models import PollRun
+from app.market.progress import RUNNING_POLLS, PollProgress, stored_progress
 from app.settings import Settings, load_settings
 from app.signals.service import SignalBook
 from app.status.service import gather

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.jobs.scheduler import SessionCloseTrigger, close_delay
+from app.jobs.scheduler import SessionCloseTrigger
+from app.market.calendar import close_delay
 from app.market.models import PollRun
 from app.market.service import read_csv_file
 from tests.conftest import PG_URL, ROOT, data_file

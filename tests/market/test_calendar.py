@@ -7,8 +7,8 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 
-from app.jobs.scheduler import close_delay
 from app.market import calendar
+from app.market.calendar import close_delay
 from tests.support.yahoo import at_new_york
 
 #: A process started on this day (far past any default calendar's end, so the test

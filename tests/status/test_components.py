@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from app.jobs.scheduler import close_delay
+from app.market.calendar import close_delay
 from app.market.models import PollResult, PollRun
 from app.status import components
 from app.status.components import Run
