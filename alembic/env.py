@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from app.db.engine import make_engine
-from app.db.metadata import metadata
+from app.metadata import metadata
 
 config = context.config
 

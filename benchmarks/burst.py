@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.auth.service import create_key  # noqa: E402
 from app.db.engine import Database  # noqa: E402
-from app.db.metadata import metadata  # noqa: E402
 from app.db.migrate import upgrade  # noqa: E402
+from app.metadata import metadata  # noqa: E402
 from tests.support.burst import MIX, Kind, burst, by_kind, summarise  # noqa: E402
 
 HEALTH = Kind("GET /healthz (floor)", "GET", "/healthz")

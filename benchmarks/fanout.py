@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.auth.service import Identity
 from app.db.engine import Database
-from app.db.metadata import metadata
 from app.db.migrate import upgrade
+from app.metadata import metadata
 from app.settings import load_settings
 from app.signals.models import Event
 from app.webhooks import service

@@ -52,12 +52,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.db.engine import Database  # noqa: E402
-from app.db.metadata import metadata  # noqa: E402
 from app.db.migrate import upgrade  # noqa: E402
 from app.jobs import ingest  # noqa: E402
 from app.jobs.poll import BATCH_SYMBOLS  # noqa: E402
 from app.market import calendar, repository  # noqa: E402
 from app.market.bars import Bar  # noqa: E402
+from app.metadata import metadata  # noqa: E402
 from app.signals.events import CarriedStates  # noqa: E402
 from app.signals.models import Event  # noqa: E402
 

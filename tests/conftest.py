@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from app.db.engine import Database
-from app.db.metadata import metadata
 from app.db.migrate import upgrade
+from app.metadata import metadata
 from app.settings import Settings, load_settings
 from tests.support import realdata
 

@@ -20,8 +20,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api import problems
-from app.api.deps import Services, StoreGate
 from app.api.limits import BodyLimit
 from app.clock import Clock, system_clock
 from app.db.engine import Database
@@ -35,6 +33,8 @@ from app.signals.service import SignalBook
 from app.status import health
 from app.status import metrics as status_metrics
 from app.status import router as status_router
+from app.web import problems
+from app.web.deps import Services, StoreGate
 from app.webhooks import router as webhooks_router
 
 log = logging.getLogger("crosswatch.app")
@@ -183,7 +183,14 @@ def _roles(
             )
         )
     if delivery is not None:
-        roles.append(("delivery-worker", _deliver(delivery, stop)))
+
+        async def deliver(worker: DeliveryWorker) -> None:
+            try:
+                await worker.run_forever(stop)
+            finally:
+                await worker.close()
+
+        roles.append(("delivery-worker", deliver(delivery)))
     return roles
 
 
@@ -208,10 +215,3 @@ async def _rewarm(services: Services, book: SignalBook, rewarmed: threading.Even
         log.exception("re-warming the signal book failed")
     finally:
         rewarmed.set()
-
-
-async def _deliver(delivery: Any, stop: asyncio.Event) -> None:
-    try:
-        await delivery.run_forever(stop)
-    finally:
-        await delivery.close()

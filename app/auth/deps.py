@@ -2,7 +2,7 @@
 
 ``Authorization: Bearer <key>``; a missing, unknown or revoked key is a 401
 problem+json with ``WWW-Authenticate: Bearer``. The key is looked up in a read of its
-own, in a turn at the store (``app.api.deps.StoreGate``), before the endpoint's work.
+own, in a turn at the store (``app.web.deps.StoreGate``), before the endpoint's work.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Annotated
 from fastapi import Depends, Header
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.deps import Services, ServicesDep, StoreWaitDep
 from app.auth.service import Identity, authenticate
 from app.errors import CrosswatchError
+from app.web.deps import Services, ServicesDep, StoreWaitDep
 
 
 class Unauthorized(CrosswatchError):

@@ -8,8 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
-from app.api.deps import ReadUnit, ServicesDep, WriteUnit
-from app.api.problems import problem_responses
 from app.auth.deps import AdminKey, RequireKey
 from app.market import symbols, universes
 from app.market.schemas import (
@@ -19,6 +17,8 @@ from app.market.schemas import (
     UniverseReplaced,
     UniverseSummary,
 )
+from app.web.deps import ReadUnit, ServicesDep, WriteUnit
+from app.web.problems import problem_responses
 
 router = APIRouter(prefix="/v1/symbols", tags=["symbols"], responses=problem_responses(401))
 

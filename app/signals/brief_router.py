@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.api.deps import ReadUnit, ServicesDep
-from app.api.problems import problem_responses
 from app.signals import brief, service
 from app.signals.schemas import IsoDate
+from app.web.deps import ReadUnit, ServicesDep
+from app.web.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 

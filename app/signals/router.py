@@ -14,8 +14,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.api.deps import ReadUnit, Services, ServicesDep
-from app.api.problems import problem_responses
 from app.errors import InvalidInput, NotFound
 from app.market import repository as market
 from app.market.csvfile import format_bars
@@ -45,6 +43,8 @@ from app.signals.schemas import (
     TurnList,
     YtdOrDate,
 )
+from app.web.deps import ReadUnit, Services, ServicesDep
+from app.web.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 

@@ -27,12 +27,12 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.deps import Services
 from app.market import calendar
 from app.market import repository as market
 from app.status import repository
 from app.status.health import store_problem
 from app.status.service import sessions_behind
+from app.web.deps import Services
 
 POLL_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 # Loopback deliveries take 1–30 ms; the delivery worker gives up at 15 s.

@@ -8,12 +8,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel
 
-from app.api.deps import ServicesDep
-from app.api.problems import problem
 from app.signals.service import SignalBook
 from app.status import metrics, page, service
 from app.status.health import readiness_problem
 from app.status.schemas import StatusReport
+from app.web.deps import ServicesDep
+from app.web.problems import problem
 
 router = APIRouter(tags=["health"])
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"

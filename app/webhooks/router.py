@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from app.api.deps import ReadUnit, ServicesDep, WriteUnit
-from app.api.problems import problem_responses
 from app.auth.deps import RequireKey
+from app.web.deps import ReadUnit, ServicesDep, WriteUnit
+from app.web.problems import problem_responses
 from app.webhooks import repository, service
 from app.webhooks.models import Subscription
 from app.webhooks.schemas import (

@@ -22,11 +22,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from app.api.app import create_app
-from app.api.deps import StoreGate, Turns
 from app.auth.service import create_key
 from app.db.engine import Database, StoreBusy
 from app.jobs import ingest
 from app.settings import Settings, load_settings
+from app.web.deps import StoreGate, Turns
 from tests.conftest import fixed_clock
 from tests.support.burst import PUBLIC_READ, Answer, burst, summarise
 

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from app.db.engine import Database
-from app.db.metadata import metadata
+from app.metadata import metadata
 
 
 def test_migrated_schema_matches_the_models(db: Database) -> None:

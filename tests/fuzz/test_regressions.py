@@ -12,7 +12,7 @@ from tests.fuzz.conftest import Api
 
 def test_a_405_names_every_method_of_the_path(api: Api) -> None:
     """GET and POST /v1/webhooks are two routes: Starlette's 405 named only the first
-    (``Allow: GET``). app/api/problems.py now lists every route matching the path."""
+    (``Allow: GET``). app/web/problems.py now lists every route matching the path."""
     for path, methods in [
         ("/v1/webhooks", {"GET", "POST"}),
         ("/v1/webhooks/1", {"GET", "PATCH", "DELETE"}),

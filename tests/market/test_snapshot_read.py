@@ -14,10 +14,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.db.engine import Database
-from app.db.metadata import metadata
 from app.market import repository, sqlite_arrow
 from app.market.bars import Bar
 from app.market.models import Symbol
+from app.metadata import metadata
 
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
 START = date(2016, 1, 4)

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -197,6 +197,12 @@ class StoreGate:
             return await run_in_threadpool(unit)
 
 
+class DeliveryNotifier(Protocol):
+    """The in-process delivery worker as the app's parts see it: woken when rows are due."""
+
+    def notify(self) -> None: ...
+
+
 @dataclass
 class Services:
     """What the app's lifespan builds once and every request shares."""
@@ -206,7 +212,7 @@ class Services:
     gate: StoreGate
     clock: Clock = field(default=system_clock)
     # The in-process delivery worker, when this process runs one (woken on new rows).
-    delivery: Any = None
+    delivery: DeliveryNotifier | None = None
 
 
 class UnitOfWork:

@@ -1,7 +1,7 @@
 """RFC 9457 problem details: every error leaves the API as ``application/problem+json``.
 
 Overload is a 503 with ``Retry-After``, never a 500 or a long wait: ``StoreBusy`` (no
-turn at the store in time: ``app.api.deps.StoreGate``, ``Database.write_turn``), the
+turn at the store in time: ``app.web.deps.StoreGate``, ``Database.write_turn``), the
 pool out of connections, and the store turning work away for contention (SQLite's
 write lock held past the wait, PostgreSQL out of connections or a lock wait timed out).
 """
