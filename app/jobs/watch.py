@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from app.signals import analysis as an
 from app.signals import repository
 from app.signals.analysis import DEFAULT_RULE, Rule
 from app.signals.models import Event, event_id
+from app.status import watch as status_watch
 
 log = logging.getLogger("crosswatch.watch")
 
@@ -306,7 +306,7 @@ class Watcher:
             ]
         report = WatchReport(moment, day, findings, found)
         if symbols is None:
-            LAST_CHECKS.record(self.db.url, report)
+            record_for_status(self.db, report)
         log.info(
             "watch checked",
             extra={
@@ -371,24 +371,25 @@ class Watcher:
         return {event.id for event in fresh}
 
 
-class LastChecks:
-    """The newest watch-list check of each store run by this process, for the status
-    page (``serve`` runs the scheduler beside it); a check elsewhere is not seen."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._reports: dict[str, WatchReport] = {}
-
-    def record(self, store: str, report: WatchReport) -> None:
-        with self._lock:
-            self._reports[store] = report
-
-    def of(self, store: str) -> WatchReport | None:
-        with self._lock:
-            return self._reports.get(store)
-
-
-LAST_CHECKS = LastChecks()
+def record_for_status(db: Database, report: WatchReport) -> None:
+    """Show ``report``, a check of ``db``'s watch list, on the status page of this
+    process (:mod:`app.status.watch`)."""
+    assert report.session is not None, "only a check during a session has a watch list"
+    rows = [
+        status_watch.WatchRow(
+            symbol=f.candidate.symbol,
+            rule=f.candidate.rule.key,
+            direction=f.candidate.direction,
+            trigger_close=f.candidate.trigger_close,
+            live_price=f.quote.price if f.quote is not None else None,
+            as_of=f.quote.as_of if f.quote is not None else None,
+            distance_pct=f.distance_pct,
+            event_id=f.event.id if f.event is not None else None,
+            error=f.error,
+        )
+        for f in report.findings
+    ]
+    status_watch.record(db, status_watch.WatchCard(report.session, report.at, rows))
 
 
 @asynccontextmanager

@@ -132,7 +132,7 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
         next_poll_at=calendar.next_poll_time(now, delay),
         breadth=breadth_cards,
     )
-    return Gathered(report, charts, breadth_charts, brief, newest_watch(db.url))
+    return Gathered(report, charts, breadth_charts, brief, newest_watch(db))
 
 
 def _overall(parts: list[Component], cards: list[SymbolCard]) -> Overall:

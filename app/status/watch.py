@@ -1,12 +1,22 @@
-"""The status page's watch list: the newest intraday check this process ran, with each
-watched symbol's live price and its distance to the trigger close."""
+"""The status page's watch list: the newest intraday check of a store's watch list run
+in this process, with each watched symbol's live price and its distance to the trigger
+close.
+
+The watch job records the card of each check (:func:`record`); the page reads it
+(:func:`newest`). Cards are kept per :class:`~app.db.engine.Database` object, not per
+URL: the app and the scheduler of one ``serve`` share theirs, while two apps (or two
+tests) on the same store see only their own checks. A check run by another process is
+not seen.
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
+from weakref import WeakKeyDictionary
 
-from app.jobs.watch import LAST_CHECKS
+from app.db.engine import Database
 
 
 @dataclass(frozen=True)
@@ -29,23 +39,17 @@ class WatchCard:
     rows: list[WatchRow]
 
 
-def newest(store: str) -> WatchCard | None:
-    """The card of the newest watch-list check of ``store`` in this process, or None."""
-    report = LAST_CHECKS.of(store)
-    if report is None or report.session is None:
-        return None
-    rows = [
-        WatchRow(
-            symbol=f.candidate.symbol,
-            rule=f.candidate.rule.key,
-            direction=f.candidate.direction,
-            trigger_close=f.candidate.trigger_close,
-            live_price=f.quote.price if f.quote is not None else None,
-            as_of=f.quote.as_of if f.quote is not None else None,
-            distance_pct=f.distance_pct,
-            event_id=f.event.id if f.event is not None else None,
-            error=f.error,
-        )
-        for f in report.findings
-    ]
-    return WatchCard(report.session, report.at, rows)
+_newest: WeakKeyDictionary[Database, WatchCard] = WeakKeyDictionary()
+_newest_lock = threading.Lock()
+
+
+def record(db: Database, card: WatchCard) -> None:
+    """``card``: the newest watch-list check of ``db``."""
+    with _newest_lock:
+        _newest[db] = card
+
+
+def newest(db: Database) -> WatchCard | None:
+    """The card of the newest watch-list check of ``db`` in this process, or None."""
+    with _newest_lock:
+        return _newest.get(db)

@@ -486,3 +486,18 @@ def test_the_status_page_shows_the_newest_check_with_live_prices_and_distances(
         "-0.47%",
         "cross watch",
     ]
+
+
+def test_a_check_is_shown_only_beside_the_store_handle_that_ran_it(scene: Scene) -> None:
+    """Two apps (or two tests) on one store URL each show only their own checks."""
+    from app.status import watch as status_watch
+
+    scene.live(2140.0)
+    scene.check(at=AT)
+    other = Database(scene.settings.database_url)
+    try:
+        card = status_watch.newest(scene.db)
+        assert card is not None and card.session == DAY
+        assert status_watch.newest(other) is None
+    finally:
+        other.dispose()

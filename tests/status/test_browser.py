@@ -26,12 +26,11 @@ import uvicorn
 
 from app.db.engine import Database
 from app.jobs import ingest
-from app.jobs.watch import Candidate, Finding, LastChecks, WatchReport
+from app.jobs.watch import Candidate, Finding, WatchReport, record_for_status
 from app.market.bars import Bar
 from app.market.providers.yahoo import LiveQuote
 from app.signals.analysis import DEFAULT_RULE
 from app.signals.models import Event
-from app.status import watch as status_watch
 from tests.conftest import ROOT, fixed_clock
 from tests.status.cdp import chromium
 from tests.status.conftest import SYMBOLS, build_app, poll_settings, run_poll
@@ -169,12 +168,10 @@ def test_chromium_renders_the_status_page(server: str, tmp_path: Path) -> None:
     assert shutil.which(binary) or Path(binary).exists()
 
 
-def _watch_check(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def _watch_check(db: Database) -> None:
     """A watch-list check of the served store, as the scheduler records it: one row
     crossed with its event, one whose quote failed with a long reason (the status page
     lists it as a seven-column table)."""
-    checks = LastChecks()
-    monkeypatch.setattr(status_watch, "LAST_CHECKS", checks)  # not left for other tests
     at = datetime(2025, 8, 6, 15, 0, tzinfo=ZoneInfo("America/New_York"))
     rule = DEFAULT_RULE
     crossed = Candidate("^RUT", rule, date(2025, 8, 6), trigger_close=2130.03)
@@ -185,14 +182,14 @@ def _watch_check(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
         Finding(crossed, quote=quote, distance_pct=-0.47, event=event, written=True),
         Finding(failed, error="Yahoo answered 503 Service Unavailable three times in a row"),
     ]
-    checks.record(db.url, WatchReport(at, date(2025, 8, 6), findings))
+    record_for_status(db, WatchReport(at, date(2025, 8, 6), findings))
 
 
 def test_on_a_phone_the_poll_errors_wrap_on_screen_and_refresh_can_be_paused(
-    server: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: str, db: Database, tmp_path: Path
 ) -> None:
     binary = _chromium()
-    _watch_check(db, monkeypatch)
+    _watch_check(db)
     paused = parse(
         _browse(binary, tmp_path / "profile-dom", "--dump-dom", f"{server}/status?refresh=off")
     )
