@@ -38,6 +38,7 @@ from app.signals.brief_cli import brief_command
 from app.signals.cli import screen as screen_command
 from app.signals.models import Event
 from app.terminal import Progress, plural, progress
+from app.webhooks.callbacks import Enqueue
 
 
 class _Commands(TyperGroup):
@@ -172,7 +173,7 @@ def import_(
 ) -> None:
     """Load a CSV of daily bars for SYMBOL: validated whole (XNYS sessions already
     closed, the provider-data rules), then stored, detected and enqueued like a poll."""
-    from app.jobs.outbox import custom_rules
+    from app.jobs.subscribers import custom_rules
 
     with _store() as (settings, db):
         symbol = market.normalise_symbol(symbol)
@@ -245,8 +246,8 @@ def poll(
     """Poll now through the configured providers; exit 1 if any symbol failed."""
     import asyncio
 
-    from app.jobs.outbox import custom_rules
     from app.jobs.runtime import poller
+    from app.jobs.subscribers import custom_rules
 
     async def run(settings: Settings, db: Database) -> int:
         with ExitStack() as stack:
@@ -306,7 +307,7 @@ def watch(
     from datetime import datetime
 
     from app.jobs import watch as watching
-    from app.jobs.outbox import custom_rules
+    from app.jobs.subscribers import custom_rules
 
     moment = None
     if at is not None:
@@ -342,8 +343,8 @@ def watch(
 @cli.command()
 def scheduler() -> None:
     """Run only the poll scheduler (leads alone; a second one waits to take over)."""
-    from app.jobs.outbox import custom_rules
     from app.jobs.runtime import run_scheduler
+    from app.jobs.subscribers import custom_rules
 
     with _store() as (settings, db):
         configure(settings)
@@ -374,7 +375,7 @@ def replay(
     if last is not None and last < first:
         raise _fail(f"--to {last} is before --from {first}")
 
-    from app.jobs.outbox import custom_rules
+    from app.jobs.subscribers import custom_rules
 
     with _store() as (_settings, db):
         name = market.normalise_symbol(symbol)
@@ -408,9 +409,9 @@ def replay(
     typer.echo(f"replayed {name}: {plural(len(live), 'live event')}")
 
 
-def _enqueue() -> Callable[..., object]:
+def _enqueue() -> Enqueue:
     """The outbox writer: new live events get their delivery rows in the same transaction."""
-    from app.jobs.outbox import enqueuer
+    from app.jobs.subscribers import enqueuer
 
     return enqueuer(system_clock)
 

@@ -266,7 +266,7 @@ def daily(
         write_csvs(folder, names, days, closes, volumes, slice(end - DAILY_FILE_ROWS, end))
 
     async def run(timed: Callable[[str], None]) -> float:
-        from app.jobs.outbox import custom_rules, enqueuer
+        from app.jobs.subscribers import custom_rules, enqueuer
 
         async with poller(
             db, settings, clock=system_clock, enqueue=enqueuer(system_clock), rules=custom_rules

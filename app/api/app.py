@@ -145,9 +145,9 @@ def _roles(
 ) -> list[tuple[str, Coroutine[Any, Any, None]]]:
     """The background roles; with ``rewarmed``, a poll that added data is followed by
     a warm-up of ``book`` (:func:`_rewarm`), which sets ``rewarmed`` when done."""
-    from app.jobs.outbox import custom_rules, enqueuer
     from app.jobs.poll import PollReport
     from app.jobs.runtime import run_scheduler
+    from app.jobs.subscribers import custom_rules, enqueuer
     from app.webhooks.worker import DeliveryWorker
 
     roles: list[tuple[str, Coroutine[Any, Any, None]]] = []

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -21,10 +20,9 @@ from app.market.csvfile import CsvFormatError
 from app.signals import events as signal_events
 from app.signals.analysis import Rule
 from app.signals.models import Event
+from app.webhooks.callbacks import Enqueue, RulesOf
 
 log = logging.getLogger("crosswatch.ingest")
-
-Enqueue = Callable[[Session, Sequence[Event]], Any]
 
 
 def seed(db: Database, symbols: Sequence[str], *, clock: Clock) -> list[market.ImportReport]:
@@ -60,7 +58,7 @@ def import_bars(
     clock: Clock,
     bad_tick_pct: float,
     enqueue: Enqueue | None = None,
-    rules: Callable[[Session], Sequence[Rule]] | None = None,
+    rules: RulesOf | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Stored:
     """Import a parsed file as a poll would store it: held to the provider-data rules
@@ -215,7 +213,7 @@ async def replay(
     interval: float,
     clock: Clock,
     enqueue: Enqueue | None = None,
-    rules: Callable[[Session], Sequence[Rule]] | None = None,
+    rules: RulesOf | None = None,
     on_session: Callable[[Bar, list[Event]], None] | None = None,
     on_committed: Callable[[], None] | None = None,
     full: bool = False,

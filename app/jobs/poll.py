@@ -36,8 +36,8 @@ from app.market.validation import BadData, validate_bars
 from app.market.windows import Window, fetch_windows
 from app.settings import Settings
 from app.signals import events as signal_events
-from app.signals.analysis import Rule
 from app.signals.models import Event
+from app.webhooks.callbacks import Enqueue, RulesOf
 
 log = logging.getLogger("crosswatch.poll")
 
@@ -73,8 +73,8 @@ class Poller:
         chain: ProviderChain,
         *,
         clock: Clock,
-        enqueue: Callable[[Session, Sequence[Event]], object] | None = None,
-        rules: Callable[[Session], Sequence[Rule]] | None = None,
+        enqueue: Enqueue | None = None,
+        rules: RulesOf | None = None,
         on_committed: Callable[[PollReport], None] | None = None,
     ) -> None:
         self.db = db

@@ -10,7 +10,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 
@@ -22,6 +21,7 @@ from app.jobs.poll import Poller, PollReport
 from app.jobs.scheduler import PollScheduler
 from app.market.providers import build_chain, provider_client
 from app.settings import Settings
+from app.webhooks.callbacks import Enqueue, RulesOf
 
 log = logging.getLogger("crosswatch.jobs")
 
@@ -33,8 +33,8 @@ async def poller(
     *,
     clock: Clock,
     transport: httpx.AsyncBaseTransport | None = None,
-    enqueue: Callable[..., Any] | None = None,
-    rules: Callable[..., Any] | None = None,
+    enqueue: Enqueue | None = None,
+    rules: RulesOf | None = None,
     on_committed: Callable[[PollReport], None] | None = None,
 ) -> AsyncIterator[Poller]:
     """A :class:`Poller` with one shared provider HTTP client, closed on exit."""
@@ -102,8 +102,8 @@ async def run_scheduler(
     stop: asyncio.Event,
     *,
     clock: Clock,
-    enqueue: Callable[..., Any] | None = None,
-    rules: Callable[..., Any] | None = None,
+    enqueue: Enqueue | None = None,
+    rules: RulesOf | None = None,
     on_committed: Callable[[PollReport], None] | None = None,
     started: Callable[[PollScheduler], None] | None = None,
     leadership: Leadership | None = None,

@@ -54,6 +54,7 @@ from app.signals import repository
 from app.signals.analysis import DEFAULT_RULE, Rule
 from app.signals.models import Event, event_id
 from app.status import watch as status_watch
+from app.webhooks.callbacks import Enqueue, RulesOf
 
 log = logging.getLogger("crosswatch.watch")
 
@@ -63,9 +64,6 @@ FIRST_CHECK_AFTER_OPEN = timedelta(minutes=15)
 SETTLE_WITHIN = timedelta(days=30)
 #: The cross a regime turns into, by the regime of the newest close.
 _DIRECTION = {-1: "golden", 1: "death"}
-
-Enqueue = Callable[[Session, Sequence[Event]], object]
-RulesOf = Callable[[Session], Sequence[Rule]]
 
 
 # --- when ------------------------------------------------------------------------

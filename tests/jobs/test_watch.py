@@ -20,8 +20,8 @@ from sqlalchemy import func, select, text
 
 from app.db.engine import Database
 from app.jobs import watch
-from app.jobs.outbox import custom_rules, enqueuer
 from app.jobs.runtime import LeadingWatch, poller, run_scheduler
+from app.jobs.subscribers import custom_rules, enqueuer
 from app.market.bars import Bar
 from app.market.providers import NoData
 from app.market.providers.yahoo import parse_live_quote

@@ -1,9 +1,14 @@
-"""The jobs' link to the webhook outbox: enqueue new events, and the custom rules that
-subscriptions ask detection to compute."""
+"""What the jobs owe webhook subscribers, as the two callbacks a job is handed: the
+outbox rows of the events it writes (:func:`enqueuer`) and the custom rules that
+subscriptions ask detection to compute (:func:`custom_rules`).
+
+Whoever starts a job (``serve``, the CLI) passes them in; a job started without them
+writes events that no subscriber hears of.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
@@ -11,8 +16,7 @@ from app.clock import Clock
 from app.signals.analysis import Rule
 from app.signals.models import Event
 from app.webhooks import service as webhooks
-
-Enqueue = Callable[[Session, Sequence[Event]], int]
+from app.webhooks.callbacks import Enqueue
 
 
 def enqueuer(clock: Clock) -> Enqueue:
