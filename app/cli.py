@@ -306,8 +306,8 @@ def watch(
     or if a live quote failed."""
     from datetime import datetime
 
-    from app.jobs import watch as watching
     from app.jobs.subscribers import custom_rules
+    from app.jobs.watch import check, console, timing
 
     moment = None
     if at is not None:
@@ -321,13 +321,13 @@ def watch(
             raise _fail(f"--at {at!r} needs a UTC offset, e.g. 2025-08-06T15:00-04:00")
 
     with _store() as (settings, db):
-        missing = watching.no_live_source(settings)
+        missing = timing.no_live_source(settings)
         if missing is not None:
             raise _fail(missing)
         names = [market.normalise_symbol(s) for s in symbols] if symbols else None
 
-        async def run() -> watching.WatchReport:
-            async with watching.watcher(
+        async def run() -> check.WatchReport:
+            async with check.watcher(
                 db, settings, clock=system_clock, enqueue=_enqueue(), rules=custom_rules
             ) as watcher:
                 return await watcher.check(at=moment, symbols=names)
@@ -335,7 +335,7 @@ def watch(
         report = asyncio.run(run())
     if report.outside is not None:
         raise _fail(report.outside)
-    for line in watching.describe(report, settings.watch_distance_pct, explicit=bool(names)):
+    for line in console.describe(report, settings.watch_distance_pct, explicit=bool(names)):
         typer.echo(line)
     raise typer.Exit(1 if any(f.error for f in report.findings) else 0)
 

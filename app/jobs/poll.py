@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from app.clock import Clock
 from app.db.engine import Database
-from app.jobs import ingest, watch
+from app.jobs import ingest
+from app.jobs.watch.settle import settle_watches
 from app.market import polls, repository
 from app.market.polls import SymbolOutcome
 from app.market.progress import RUNNING_POLLS, PollProgress, save_progress
@@ -142,7 +143,7 @@ class Poller:
                 # Live only when a session newer than the store held was added: a
                 # backfill's brief is history, stored but never pushed.
                 self._daily_brief(session, live=any(o.added and not o.backfill for o in outcomes))
-                watch.settle(session, now=self.clock(), enqueue=self.enqueue)
+                settle_watches(session, now=self.clock(), enqueue=self.enqueue)
         return status
 
     async def _fetch_and_store(

@@ -15,10 +15,10 @@ import httpx
 
 from app.clock import Clock
 from app.db.engine import Database
-from app.jobs import watch
 from app.jobs.leader import CHECK_INTERVAL_SECONDS, Leadership, Tenure, while_leading
 from app.jobs.poll import Poller, PollReport
 from app.jobs.scheduler import PollScheduler
+from app.jobs.watch import check, timing
 from app.market.providers import build_chain, provider_client
 from app.settings import Settings
 from app.webhooks.callbacks import Enqueue, RulesOf
@@ -79,12 +79,12 @@ class LeadingWatch:
     """The scheduled watch check: skipped (with a warning) unless this process still
     leads, and never raising into the scheduler."""
 
-    def __init__(self, watcher: watch.Watcher, tenure: Tenure | None = None) -> None:
+    def __init__(self, watcher: check.Watcher, tenure: Tenure | None = None) -> None:
         self.watcher = watcher
         self.tenure = tenure
-        self.last: watch.WatchReport | None = None
+        self.last: check.WatchReport | None = None
 
-    async def __call__(self) -> watch.WatchReport | None:
+    async def __call__(self) -> check.WatchReport | None:
         if self.tenure is not None and not await self.tenure.confirm():
             log.warning("skipped the watch check: this process no longer leads")
             return None
@@ -122,13 +122,13 @@ async def run_scheduler(
             poller(
                 db, settings, clock=clock, enqueue=enqueue, rules=rules, on_committed=on_committed
             ) as target,
-            watch.watcher(db, settings, clock=clock, enqueue=enqueue, rules=rules) as watcher,
+            check.watcher(db, settings, clock=clock, enqueue=enqueue, rules=rules) as watcher,
         ):
             polls = SerialPolls(target, tenure)
             scheduler = PollScheduler(polls, settings.poll_time)
-            off = watch.unavailable(settings)
+            off = timing.unavailable(settings)
             if off is None:
-                watch.schedule(scheduler.scheduler, LeadingWatch(watcher, tenure), settings)
+                timing.schedule(scheduler.scheduler, LeadingWatch(watcher, tenure), settings)
             else:
                 log.info(off)
             if started is not None:

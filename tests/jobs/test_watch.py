@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.db.engine import Database
-from app.jobs import watch
 from app.jobs.runtime import LeadingWatch, poller, run_scheduler
 from app.jobs.subscribers import custom_rules, enqueuer
+from app.jobs.watch import check, timing
 from app.market.bars import Bar
 from app.market.providers import NoData
 from app.market.providers.yahoo import parse_live_quote
@@ -60,9 +60,9 @@ class Scene:
     def live(self, price: float, at: datetime = AT) -> None:
         self.fake.live["^RUT"] = LiveBar(Bar(DAY, price, price, price, price, 1.0), at)
 
-    def check(self, **kwargs: Any) -> watch.WatchReport:
-        async def go() -> watch.WatchReport:
-            async with watch.watcher(
+    def check(self, **kwargs: Any) -> check.WatchReport:
+        async def go() -> check.WatchReport:
+            async with check.watcher(
                 self.db,
                 self.settings,
                 clock=self.clock,
@@ -302,7 +302,7 @@ def test_a_chart_outside_the_session_has_no_live_quote(name: str) -> None:
 
 def _times(start: datetime, until: datetime, interval: timedelta) -> list[str]:
     times, now = [], start
-    while (now := watch.next_check_time(now, interval)) < until:
+    while (now := timing.next_check_time(now, interval)) < until:
         times.append(now.astimezone(NEW_YORK).strftime("%m-%d %H:%M"))
     return times
 
@@ -314,7 +314,7 @@ def test_checks_start_15_minutes_after_the_open_and_stop_before_the_close() -> N
     hourly = _times(at_new_york(DAY, 0), at_new_york(DAY, 23), timedelta(minutes=60))
     assert hourly == [f"08-06 {h:02d}:45" for h in range(9, 16)]
     # From mid-session, the next on the grid.
-    assert watch.next_check_time(at_new_york(DAY, 11, 7), timedelta(minutes=15)) == at_new_york(
+    assert timing.next_check_time(at_new_york(DAY, 11, 7), timedelta(minutes=15)) == at_new_york(
         DAY, 11, 15
     )
 
@@ -333,7 +333,7 @@ def test_checks_follow_the_calendar_holidays_and_early_closes() -> None:
 
 
 def test_the_trigger_fires_at_the_check_times() -> None:
-    trigger = watch.WatchTrigger(timedelta(minutes=15))
+    trigger = timing.WatchTrigger(timedelta(minutes=15))
     fire = trigger.get_next_fire_time(None, at_new_york(date(2025, 8, 9), 12))  # a Saturday
     assert fire == at_new_york(date(2025, 8, 11), 9, 45)
     assert trigger.get_next_fire_time(fire, fire) == at_new_york(date(2025, 8, 11), 10)
@@ -344,11 +344,11 @@ def test_the_watch_is_scheduled_unless_turned_off() -> None:
 
     settings = load_settings(_env_file=None, seed=False)
     scheduler = AsyncIOScheduler()
-    assert watch.unavailable(settings) is None
-    watch.schedule(scheduler, lambda: None, settings)
-    assert isinstance(scheduler.get_job("watch").trigger, watch.WatchTrigger)
-    assert watch.unavailable(load_settings(_env_file=None, watch_interval_minutes=0)) is not None
-    assert "yahoo" in str(watch.unavailable(load_settings(_env_file=None, providers="stooq")))
+    assert timing.unavailable(settings) is None
+    timing.schedule(scheduler, lambda: None, settings)
+    assert isinstance(scheduler.get_job("watch").trigger, timing.WatchTrigger)
+    assert timing.unavailable(load_settings(_env_file=None, watch_interval_minutes=0)) is not None
+    assert "yahoo" in str(timing.unavailable(load_settings(_env_file=None, providers="stooq")))
 
 
 def test_each_subscription_rule_is_watched_and_its_events_go_to_its_subscribers(
@@ -403,7 +403,7 @@ def test_the_leading_scheduler_adds_the_watch_job_unless_it_is_off(
     asyncio.run(lead())
     [job] = jobs
     if minutes:
-        assert isinstance(job.trigger, watch.WatchTrigger)
+        assert isinstance(job.trigger, timing.WatchTrigger)
         assert job.trigger.interval == timedelta(minutes=15)
         assert isinstance(job.func, LeadingWatch)
     else:

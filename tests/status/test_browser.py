@@ -26,7 +26,8 @@ import uvicorn
 
 from app.db.engine import Database
 from app.jobs import ingest
-from app.jobs.watch import Candidate, Finding, WatchReport, record_for_status
+from app.jobs.watch.check import Finding, WatchReport, record_for_status
+from app.jobs.watch.watchlist import Candidate
 from app.market.bars import Bar
 from app.market.providers.yahoo import LiveQuote
 from app.signals.analysis import DEFAULT_RULE
