@@ -7,7 +7,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -34,7 +33,7 @@ class SessionCloseTrigger(BaseTrigger):  # type: ignore[misc]
 class PollScheduler:
     """Schedules ``job`` after every session close and once at start."""
 
-    def __init__(self, job: Callable[[str], Awaitable[Any]], poll_time: time) -> None:
+    def __init__(self, job: Callable[[str], Awaitable[object]], poll_time: time) -> None:
         self.job = job
         self.trigger = SessionCloseTrigger(calendar.close_delay(poll_time))
         self.scheduler = AsyncIOScheduler(timezone=UTC)
