@@ -1,5 +1,7 @@
-"""``crosswatch screen``: the ``GET /v1/screen`` screen on the command line, with the
-same filters; a table, ``--json`` (the API's body) or ``--csv``."""
+"""The signals on the command line: ``signals`` (the default rule's, as a table or JSON)
+and ``screen`` (the ``GET /v1/screen`` screen, with the same filters; a table, ``--json``
+(the API's body) or ``--csv``). ``screen`` opens the store itself: it names no store on
+stderr and reports a store error by its type."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Annotated, Literal
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.cli.root import fail, store
+from app.clock import system_clock
 from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.errors import CrosswatchError
@@ -33,9 +37,15 @@ TABLE = (
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
+def signals(
+    symbols: Annotated[list[str] | None, typer.Argument(help="Symbols (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print the current default-rule (50/200 SMA) signals."""
+    from app.signals.report import print_signals
+
+    with store() as (_settings, db), db.transaction(write=False) as session:
+        print_signals(session, symbols or [], as_json=as_json, now=system_clock())
 
 
 def screen(
@@ -60,11 +70,11 @@ def screen(
 ) -> None:
     """Screen the newest session (the filters of GET /v1/screen)."""
     if regime not in (None, "golden", "death"):
-        raise _fail(f"regime must be golden or death, not {regime!r}")
+        raise fail(f"regime must be golden or death, not {regime!r}")
     if event is not None and event not in EVENTS:
-        raise _fail(f"event must be one of {', '.join(EVENTS)}")
+        raise fail(f"event must be one of {', '.join(EVENTS)}")
     if sort is not None and sort.lstrip("-") not in screen_arrays.SORTABLE:
-        raise _fail(f"sort must be one of {', '.join(screen_arrays.SORTABLE)} (-name: descending)")
+        raise fail(f"sort must be one of {', '.join(screen_arrays.SORTABLE)} (-name: descending)")
     chosen_regime: Literal["golden", "death"] | None = (
         "golden" if regime == "golden" else "death" if regime == "death" else None
     )
@@ -91,15 +101,15 @@ def screen(
         settings = get_settings()
         db = Database(settings.database_url)
     except SettingsError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         upgrade(db.engine)
         with db.transaction(write=False) as session:
             result = service.screen(service.SignalBook(), session, query, asked, universe)
     except CrosswatchError as exc:
-        raise _fail(exc.detail) from None
+        raise fail(exc.detail) from None
     except SQLAlchemyError as exc:
-        raise _fail(f"the store failed: {type(exc).__name__}") from None
+        raise fail(f"the store failed: {type(exc).__name__}") from None
     finally:
         db.dispose()
     if as_json:

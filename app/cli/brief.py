@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.cli.root import fail
 from app.clock import system_clock
 from app.db.engine import Database
 from app.db.migrate import upgrade
@@ -20,18 +21,13 @@ from app.signals.schemas import ISO_DATE
 FORMATS = ("markdown", "json")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
 def _day(raw: str) -> date:
     try:
         if ISO_DATE.fullmatch(raw):
             return date.fromisoformat(raw)
     except ValueError:
         pass
-    raise _fail(f"session {raw!r} is not a date as YYYY-MM-DD")
+    raise fail(f"session {raw!r} is not a date as YYYY-MM-DD")
 
 
 def brief_command(
@@ -48,13 +44,13 @@ def brief_command(
 ) -> None:
     """The daily brief: each index, each universe's breadth and top screen rows."""
     if output not in FORMATS:
-        raise _fail(f"format must be markdown or json, not {output!r}")
+        raise fail(f"format must be markdown or json, not {output!r}")
     asked = None if session is None else _day(session)
     try:
         settings = get_settings()
         db = Database(settings.database_url)
     except SettingsError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         upgrade(db.engine)
         with db.transaction(write=False) as store:
@@ -66,9 +62,9 @@ def brief_command(
                 day = asked
             result = brief.build(book, store, day, system_clock(), universe=universe, top=top)
     except CrosswatchError as exc:
-        raise _fail(exc.detail) from None
+        raise fail(exc.detail) from None
     except SQLAlchemyError as exc:
-        raise _fail(f"the store failed: {type(exc).__name__}") from None
+        raise fail(f"the store failed: {type(exc).__name__}") from None
     finally:
         db.dispose()
     if output == "json":

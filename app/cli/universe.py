@@ -1,8 +1,7 @@
 """``crosswatch universe``: import, list and show named symbol lists.
 
-Registered on the ``crosswatch`` command by ``app.cli``, whose ``_store`` (settings, a
-migrated store, errors as one line on stderr and exit 1) every command here runs in.
-It is imported when a command runs, not with this module: ``app.cli`` imports this one.
+Every command here runs in ``app.cli.root.store`` (settings, a migrated store, errors as
+one line on stderr and exit 1).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli.root import store
 from app.clock import system_clock
 from app.market import universes
 
@@ -31,9 +31,7 @@ def import_(
 ) -> None:
     """Make FILE's symbols the members of universe NAME (created if new) and track them;
     the next poll backfills new symbols. A refused file changes nothing."""
-    from app.cli import _store
-
-    with _store() as (_settings, db):
+    with store() as (_settings, db):
         # Checked whole before the transaction: a refused name or file writes nothing.
         universes.canonical_name(name)
         parsed = universes.read_symbol_file(file)
@@ -49,9 +47,7 @@ def import_(
 @universe_cli.command("list")
 def list_() -> None:
     """Print every universe with its member count."""
-    from app.cli import _store
-
-    with _store() as (_settings, db), db.transaction(write=False) as session:
+    with store() as (_settings, db), db.transaction(write=False) as session:
         found = universes.list_all(session)
     if not found:
         typer.echo("no universes (crosswatch universe import NAME FILE makes one)")
@@ -65,9 +61,7 @@ def list_() -> None:
 @universe_cli.command("show")
 def show(name: Annotated[str, typer.Argument(help="Universe name.")]) -> None:
     """Print the members of universe NAME, one a line."""
-    from app.cli import _store
-
-    with _store() as (_settings, db), db.transaction(write=False) as session:
+    with store() as (_settings, db), db.transaction(write=False) as session:
         symbols = universes.members(session, name)
     for symbol in symbols:
         typer.echo(symbol)
