@@ -25,7 +25,7 @@ from app.clock import Clock, system_clock
 from app.db.engine import Database
 from app.market import router as market_router
 from app.settings import Settings, get_settings
-from app.signals import brief_router
+from app.signals import brief_router, screen_router
 from app.signals import router as signals_router
 from app.signals.fastpath import CachedSignals
 from app.signals.fastpath import warm as warm_signals
@@ -127,6 +127,7 @@ def create_app(
     status_metrics.install(app)
     app.include_router(status_router.router)
     app.include_router(signals_router.router)
+    app.include_router(screen_router.router)
     app.include_router(brief_router.router)
     app.include_router(market_router.router)
     app.include_router(market_router.universes_router)

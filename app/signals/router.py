@@ -1,4 +1,7 @@
-"""Public read API: signals, symbols and their closes, crosses, turns, compare, scan, events."""
+"""Public read API, per symbol: signals, symbols and their closes, crosses, turns.
+
+The reads across symbols (compare, scan, events, screen, breadth) are in
+:mod:`app.signals.screen_router`."""
 
 from __future__ import annotations
 
@@ -17,33 +20,19 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput, NotFound
 from app.market import repository as market
 from app.market.csvfile import format_bars
-from app.signals import repository, service
-from app.signals import screen as screen_arrays
+from app.signals import service
 from app.signals.analysis import DEFAULT_RULE, Rule, TurnRule
 from app.signals.schemas import (
     BarList,
-    BarOut,
-    BreadthResult,
-    Comparison,
     CrossList,
-    EventOut,
-    EventPage,
-    EventType,
     IsoDate,
-    Regime,
-    ScanEvent,
-    ScanResult,
-    ScreenResult,
-    ScreenSort,
     Signal,
     SignalList,
-    StoredText,
     SymbolList,
     SymbolOut,
     TurnList,
-    YtdOrDate,
 )
-from app.web.deps import ReadUnit, Services, ServicesDep
+from app.web.deps import ReadUnit, Services
 from app.web.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["signals"])
@@ -58,13 +47,13 @@ UniverseName = Annotated[
 ]
 
 
-def _rule(fast: int, slow: int, kind: Literal["sma", "ema"]) -> Rule:
+def query_rule(fast: int, slow: int, kind: Literal["sma", "ema"]) -> Rule:
     if fast >= slow:
         raise InvalidInput(f"fast ({fast}) must be shorter than slow ({slow})")
     return Rule(fast, slow, kind)
 
 
-def _book(request: Request) -> service.SignalBook:
+def book_of(request: Request) -> service.SignalBook:
     book: service.SignalBook = request.app.state.signal_book
     return book
 
@@ -80,7 +69,7 @@ def _rendered(
     request: Request, services: Services, key: Hashable, render: Callable[[Session], bytes]
 ) -> bytes:
     """The body under ``key`` of the current snapshot, rendered once per data change."""
-    book = _book(request)
+    book = book_of(request)
     with services.db.transaction(write=False) as session:
         snapshot = book.snapshot(session)
         body = snapshot.bodies.get(key)
@@ -113,7 +102,7 @@ async def _render(
     the request waits for the next (one of them starts it: a check of the data versions,
     and a body from memory unless the data changed again).
     """
-    book = _book(request)
+    book = book_of(request)
     wait = services.gate.start_wait()
     arrived = next(_tickets)
     while (under_way := _rendering.get(book)) is not None:
@@ -156,7 +145,7 @@ def _json(body: bytes) -> Response:
 async def list_signals(request: Request, universe: UniverseName = None) -> Response:
     """Served from memory: the body is rendered once per data change (and session)."""
     services = _services(request)
-    book = _book(request)
+    book = book_of(request)
     now = services.clock()
     if universe is not None:
 
@@ -187,10 +176,10 @@ async def get_signal(
 ) -> Response:
     """The default rule is served from memory like ``/v1/signals``; others on demand."""
     services = _services(request)
-    book = _book(request)
+    book = book_of(request)
     now = services.clock()
     name = service.normalise(symbol)
-    rule = _rule(fast, slow, type)
+    rule = query_rule(fast, slow, type)
     key = signal_key(book, now, name, rule)
 
     def render(session: Session) -> bytes:
@@ -254,22 +243,7 @@ def get_closes(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{symbol}.csv"'},
         )
-    return BarList(
-        symbol=symbol,
-        bars=[
-            BarOut(
-                session=b.session,
-                close=b.close,
-                open=b.open,
-                high=b.high,
-                low=b.low,
-                volume=b.volume,
-                source=b.source,
-                instrument=b.instrument,
-            )
-            for b in bars
-        ],
-    )
+    return BarList.model_validate({"symbol": symbol, "bars": bars}, from_attributes=True)
 
 
 @router.get(
@@ -286,9 +260,9 @@ def get_crosses(
     type: Kind = "sma",
     since: IsoDate | None = None,
 ) -> CrossList:
-    rule = _rule(fast, slow, type)
+    rule = query_rule(fast, slow, type)
     with unit.begin() as session:
-        result = service.crosses(_book(request), session, service.normalise(symbol), rule, since)
+        result = service.crosses(book_of(request), session, service.normalise(symbol), rule, since)
     return CrossList.model_validate(result)
 
 
@@ -308,167 +282,5 @@ def get_turns(
 ) -> TurnList:
     rule = TurnRule(decline / 100, rebound / 100)
     with unit.begin() as session:
-        result = service.turns(_book(request), session, service.normalise(symbol), rule)
+        result = service.turns(book_of(request), session, service.normalise(symbol), rule)
     return TurnList.model_validate(result)
-
-
-@router.get(
-    "/compare",
-    response_model=Comparison,
-    summary="Return of each symbol over a period",
-    responses=problem_responses(404),
-)
-def compare(
-    request: Request,
-    services: ServicesDep,
-    unit: ReadUnit,
-    symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
-    start: Annotated[YtdOrDate, Query(description="`ytd` or YYYY-MM-DD")] = "ytd",
-    end: IsoDate | None = None,
-    universe: UniverseName = None,
-) -> Comparison:
-    book = _book(request)
-    asked = _symbols(symbols)
-    with unit.begin() as session:
-        chosen = asked or book.snapshot(session).analysis.panel.symbols
-        result = service.compare(book, session, chosen, start, end, services.clock(), universe)
-    return Comparison.model_validate(result)
-
-
-def _symbols(raw: str | None) -> list[str]:
-    if raw is None:
-        return []
-    chosen = [service.normalise(s) for s in raw.split(",") if s.strip()]
-    if not chosen:
-        raise InvalidInput("symbols must name at least one symbol")
-    return chosen
-
-
-@router.get(
-    "/scan",
-    response_model=ScanResult,
-    summary="Symbols with an event in the last N sessions",
-    responses=problem_responses(404),
-)
-def scan(
-    request: Request,
-    unit: ReadUnit,
-    event: Annotated[
-        Literal["golden_cross", "death_cross", "peak", "trough", "cross_approaching"], Query()
-    ] = "golden_cross",
-    within: Annotated[int, Query(ge=1, le=10000, description="Sessions to look back")] = 5,
-    symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
-    universe: UniverseName = None,
-) -> ScanResult:
-    asked = _symbols(symbols) or None
-    with unit.begin() as session:
-        result = service.scan(_book(request), session, event, within, asked, universe)
-    return ScanResult.model_validate(result)
-
-
-@router.get("/events", response_model=EventPage, summary="Stored events, oldest first, paged")
-def list_events(
-    unit: ReadUnit,
-    symbol: StoredText | None = None,
-    type: Annotated[
-        EventType | None, Query(description="One type; default all but test, snapshot")
-    ] = None,
-    after: Annotated[str | None, Query(description="Cursor: the `next` of a previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    live: bool | None = None,
-) -> EventPage:
-    with unit.begin() as session:
-        rows, cursor = repository.page(
-            session,
-            symbol=service.normalise(symbol) if symbol else None,
-            event_type=type,
-            after=after,
-            limit=limit,
-            live=live,
-        )
-        events = [EventOut.model_validate(row, from_attributes=True) for row in rows]
-    return EventPage(events=events, next=cursor)
-
-
-Percent = Annotated[float | None, Query(ge=-1e9, le=1e9)]
-
-
-@router.get(
-    "/screen",
-    response_model=ScreenResult,
-    summary="Screen the newest session (JSON, or CSV with Accept: text/csv)",
-    responses={
-        **problem_responses(404),
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-    },
-)
-def screen(
-    request: Request,
-    unit: ReadUnit,
-    universe: UniverseName = None,
-    symbols: Annotated[str | None, Query(description="Comma-separated; default all")] = None,
-    regime: Annotated[Regime | None, Query()] = None,
-    max_flat_sessions_to_cross: Annotated[int | None, Query(ge=1, le=20000)] = None,
-    min_gap_pct: Percent = None,
-    max_gap_pct: Percent = None,
-    max_trigger_distance_pct: Annotated[float | None, Query(ge=0, le=1e9)] = None,
-    min_return_pct: Percent = None,
-    return_sessions: Annotated[int, Query(ge=1, le=20000)] = 21,
-    min_relative_volume: Annotated[float | None, Query(ge=0, le=1e9)] = None,
-    min_drawdown_pct: Percent = None,
-    max_drawdown_pct: Percent = None,
-    event: Annotated[ScanEvent | None, Query()] = None,
-    within: Annotated[int, Query(ge=1, le=10000, description="Sessions to look back")] = 5,
-    sort: Annotated[ScreenSort | None, Query(description="A figure; `-name` descending")] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 50,
-) -> ScreenResult | Response:
-    query = service.ScreenQuery(
-        filters=screen_arrays.Filters(
-            regime=regime,
-            max_flat_sessions_to_cross=max_flat_sessions_to_cross,
-            min_gap_pct=min_gap_pct,
-            max_gap_pct=max_gap_pct,
-            max_trigger_distance_pct=max_trigger_distance_pct,
-            min_return_pct=min_return_pct,
-            return_sessions=return_sessions,
-            min_relative_volume=min_relative_volume,
-            min_drawdown_pct=min_drawdown_pct,
-            max_drawdown_pct=max_drawdown_pct,
-        ),
-        event=event,
-        within=within,
-        sort=sort,
-        limit=limit,
-    )
-    asked = _symbols(symbols) or None
-    with unit.begin() as session:
-        result = service.screen(_book(request), session, query, asked, universe)
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(
-            screen_arrays.csv_text(result["rows"]),
-            media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="screen.csv"'},
-        )
-    return ScreenResult.model_validate(result)
-
-
-@router.get(
-    "/breadth",
-    response_model=BreadthResult,
-    summary="Breadth of a universe per session",
-    responses=problem_responses(404),
-)
-def breadth(
-    request: Request,
-    unit: ReadUnit,
-    universe: UniverseName = None,
-    start: IsoDate | None = None,
-    end: IsoDate | None = None,
-    fast: Fast = 50,
-    slow: Slow = 200,
-    type: Kind = "sma",
-) -> BreadthResult:
-    rule = _rule(fast, slow, type)
-    with unit.begin() as session:
-        result = service.breadth(_book(request), session, rule, universe, start, end)
-    return BreadthResult.model_validate(result)

@@ -81,6 +81,14 @@ class Subscription(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
+    @property
+    def rule(self) -> dict[str, int | str] | None:
+        """The custom rule as the API shows it (``SubscriptionOut.rule``); none: the default."""
+        if self.rule_fast is None or self.rule_slow is None:
+            return None
+        kind = "ema" if self.rule_type == "ema" else "sma"
+        return {"fast": self.rule_fast, "slow": self.rule_slow, "type": kind}
+
 
 class Delivery(Base):
     __tablename__ = "deliveries"

@@ -21,14 +21,12 @@ from app.webhooks.schemas import (
     DeliveryStatus,
     Enqueued,
     ReplayIn,
-    Rule,
     SecretOut,
     SubscriptionCreated,
     SubscriptionIn,
     SubscriptionList,
     SubscriptionOut,
     SubscriptionPatch,
-    WebhookFormat,
 )
 from app.webhooks.ssrf import Resolver, system_resolver
 
@@ -54,29 +52,7 @@ def _policy(services: ServicesDep, resolver: Resolver) -> service.UrlPolicy:
 
 
 def _out(subscription: Subscription) -> SubscriptionOut:
-    rule = None
-    if subscription.rule_fast is not None and subscription.rule_slow is not None:
-        rule = Rule(
-            fast=subscription.rule_fast,
-            slow=subscription.rule_slow,
-            type="ema" if subscription.rule_type == "ema" else "sma",
-        )
-    return SubscriptionOut(
-        id=subscription.id,
-        url=subscription.url,
-        event_types=subscription.event_types,
-        symbols=subscription.symbols,
-        universe=subscription.universe,
-        rule=rule,
-        description=subscription.description,
-        format=WebhookFormat(subscription.format),
-        enabled=subscription.enabled,
-        disabled_reason=subscription.disabled_reason,
-        failing_since=subscription.failing_since,
-        previous_secret_expires_at=subscription.previous_secret_expires_at,
-        created_at=subscription.created_at,
-        updated_at=subscription.updated_at,
-    )
+    return SubscriptionOut.model_validate(subscription, from_attributes=True)
 
 
 @router.post("", status_code=201, response_model=SubscriptionCreated)
