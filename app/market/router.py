@@ -84,12 +84,7 @@ UniverseName = Annotated[
 
 
 def _summary(found: universes.UniverseInfo) -> UniverseSummary:
-    return UniverseSummary(
-        name=found.name,
-        members=found.members,
-        created_at=found.created_at,
-        updated_at=found.updated_at,
-    )
+    return UniverseSummary.model_validate(found, from_attributes=True)
 
 
 @universes_router.get("", response_model=UniverseList, summary="Every universe and its size")
