@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar, TypeVarTuple
 
 import anyio
 from fastapi import Depends, Request
@@ -40,6 +40,7 @@ from app.db.engine import Database, StoreBusy
 from app.settings import Settings
 
 T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 
 class Turns:
@@ -179,8 +180,8 @@ class StoreGate:
 
     async def run(
         self,
-        function: Callable[..., T],
-        *args: Any,
+        function: Callable[[*Args], T],
+        *args: *Args,
         write: bool = False,
         wait: StoreWait | None = None,
         shared: bool = False,
