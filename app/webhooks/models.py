@@ -19,10 +19,11 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import ApiKey
 from app.db.base import Base
+from app.signals.models import Event
 
 # SQLite has no 64-bit autoincrement alias other than INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -110,11 +111,23 @@ class Delivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(500))
 
+    # Read only, for the delivery log (``repository.deliveries_with_attempts`` loads
+    # both); anything else reading them unloaded is an error, not a query per row.
+    event: Mapped[Event] = relationship(lazy="raise", viewonly=True)
+    attempts: Mapped[list[DeliveryAttempt]] = relationship(
+        lazy="raise", viewonly=True, order_by=lambda: DeliveryAttempt.id
+    )
+
     __table_args__ = (
         UniqueConstraint("event_id", "subscription_id"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_subscription", "subscription_id", "status"),
     )
+
+    @property
+    def event_type(self) -> str:
+        """Its event's type (``DeliveryOut.event_type``)."""
+        return self.event.type
 
 
 class DeliveryAttempt(Base):

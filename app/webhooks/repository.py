@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from app.db.base import table_of
 from app.db.chunks import chunks
 from app.signals.models import Event
-from app.webhooks.models import CANCELLED, PENDING, Delivery, DeliveryAttempt, Subscription
+from app.webhooks.models import CANCELLED, PENDING, Delivery, Subscription
 
 NOTIFY_CHANNEL = "crosswatch_outbox"
 _wakers: list[Callable[[], None]] = []
@@ -216,25 +216,20 @@ def latest_crosses(session: Session, rule: str, symbols: list[str] | None) -> Se
 
 def deliveries_with_attempts(
     session: Session, subscription_id: int, status: str | None, limit: int
-) -> list[tuple[Delivery, str, list[DeliveryAttempt]]]:
+) -> list[Delivery]:
+    """The newest deliveries first, each with its event's type and its attempts loaded."""
     query = (
-        select(Delivery, Event.type)
-        .join(Event, Event.id == Delivery.event_id)
+        select(Delivery)
+        .join(Delivery.event)
+        .options(
+            contains_eager(Delivery.event).load_only(Event.type),
+            selectinload(Delivery.attempts),
+        )
         .where(Delivery.subscription_id == subscription_id)
     )
     if status is not None:
         query = query.where(Delivery.status == status)
-    rows = session.execute(query.order_by(Delivery.id.desc()).limit(limit)).all()
-    ids = [row[0].id for row in rows]
-    attempts: dict[int, list[DeliveryAttempt]] = {}
-    for part in chunks(ids):
-        for attempt in session.scalars(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id.in_(part))
-            .order_by(DeliveryAttempt.id)
-        ):
-            attempts.setdefault(attempt.delivery_id, []).append(attempt)
-    return [(row[0], row[1], attempts.get(row[0].id, [])) for row in rows]
+    return list(session.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
 
 
 def get_delivery(session: Session, subscription_id: int, delivery_id: int) -> Delivery | None:

@@ -15,9 +15,7 @@ from app.web.problems import problem_responses
 from app.webhooks import repository, service
 from app.webhooks.models import Subscription
 from app.webhooks.schemas import (
-    AttemptOut,
     DeliveryList,
-    DeliveryOut,
     DeliveryStatus,
     Enqueued,
     ReplayIn,
@@ -137,27 +135,7 @@ def deliveries(
     with unit.begin() as session:
         subscription = service.get_owned(session, identity, subscription_id)
         rows = repository.deliveries_with_attempts(session, subscription.id, status, limit)
-        return DeliveryList(
-            deliveries=[
-                DeliveryOut(
-                    id=delivery.id,
-                    event_id=delivery.event_id,
-                    event_type=event_type,
-                    status=delivery.status,
-                    attempt_count=delivery.attempt_count,
-                    next_attempt_at=delivery.next_attempt_at,
-                    created_at=delivery.created_at,
-                    finished_at=delivery.finished_at,
-                    last_status=delivery.last_status,
-                    last_error=delivery.last_error,
-                    attempts=[
-                        AttemptOut.model_validate(attempt, from_attributes=True)
-                        for attempt in attempts
-                    ],
-                )
-                for delivery, event_type, attempts in rows
-            ]
-        )
+        return DeliveryList.model_validate({"deliveries": rows}, from_attributes=True)
 
 
 @router.post("/{subscription_id}/deliveries/{delivery_id}/retry", status_code=202)
