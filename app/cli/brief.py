@@ -7,14 +7,9 @@ from datetime import date
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.cli.root import fail
+from app.cli.root import fail, quiet_read
 from app.clock import system_clock
-from app.db.engine import Database
-from app.db.migrate import upgrade
-from app.errors import CrosswatchError
-from app.settings import SettingsError, get_settings
 from app.signals import brief, service
 from app.signals.schemas import ISO_DATE
 
@@ -46,27 +41,14 @@ def brief_command(
     if output not in FORMATS:
         raise fail(f"format must be markdown or json, not {output!r}")
     asked = None if session is None else _day(session)
-    try:
-        settings = get_settings()
-        db = Database(settings.database_url)
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
-    try:
-        upgrade(db.engine)
-        with db.transaction(write=False) as store:
-            book = service.SignalBook()
-            if asked is None:
-                day = brief.newest_session(book, store)
-            else:
-                brief.check_session(book, store, asked)
-                day = asked
-            result = brief.build(book, store, day, system_clock(), universe=universe, top=top)
-    except CrosswatchError as exc:
-        raise fail(exc.detail) from None
-    except SQLAlchemyError as exc:
-        raise fail(f"the store failed: {type(exc).__name__}") from None
-    finally:
-        db.dispose()
+    with quiet_read() as store:
+        book = service.SignalBook()
+        if asked is None:
+            day = brief.newest_session(book, store)
+        else:
+            brief.check_session(book, store, asked)
+            day = asked
+        result = brief.build(book, store, day, system_clock(), universe=universe, top=top)
     if output == "json":
         typer.echo(result.model_dump_json())
     else:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.clock import system_clock
 from app.db.engine import Database
@@ -47,6 +48,28 @@ def store(*, migrate: bool = True) -> Iterator[tuple[Settings, Database]]:
         cause = getattr(exc, "orig", None) or exc
         reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise fail(f"the store failed: {reason}") from None
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def quiet_read() -> Iterator[Session]:
+    """A read transaction on the migrated store for ``screen`` and ``brief``, which print
+    only their result: no store line, no logging set up; a domain or setting error is
+    one line, a store error named by its type."""
+    try:
+        settings = get_settings()
+        db = Database(settings.database_url)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    try:
+        upgrade(db.engine)
+        with db.transaction(write=False) as session:
+            yield session
+    except CrosswatchError as exc:
+        raise fail(exc.detail) from None
+    except SQLAlchemyError as exc:
+        raise fail(f"the store failed: {type(exc).__name__}") from None
     finally:
         db.dispose()
 

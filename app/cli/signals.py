@@ -8,14 +8,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.cli.root import fail, store
+from app.cli.root import fail, quiet_read, store
 from app.clock import system_clock
-from app.db.engine import Database
-from app.db.migrate import upgrade
-from app.errors import CrosswatchError
-from app.settings import SettingsError, get_settings
 from app.signals import screen as screen_arrays
 from app.signals import service
 from app.signals.schemas import ScreenResult
@@ -97,21 +92,8 @@ def screen(
         limit=limit,
     )
     asked = [service.normalise(s) for s in symbols.split(",") if s.strip()] if symbols else None
-    try:
-        settings = get_settings()
-        db = Database(settings.database_url)
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
-    try:
-        upgrade(db.engine)
-        with db.transaction(write=False) as session:
-            result = service.screen(service.SignalBook(), session, query, asked, universe)
-    except CrosswatchError as exc:
-        raise fail(exc.detail) from None
-    except SQLAlchemyError as exc:
-        raise fail(f"the store failed: {type(exc).__name__}") from None
-    finally:
-        db.dispose()
+    with quiet_read() as session:
+        result = service.screen(service.SignalBook(), session, query, asked, universe)
     if as_json:
         typer.echo(ScreenResult.model_validate(result).model_dump_json())
     elif as_csv:
