@@ -10,8 +10,7 @@ it, and never beyond 24 h.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 
 ATTEMPT_DELAYS: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(ATTEMPT_DELAYS)
@@ -43,25 +42,6 @@ def retry_delay(
     if retry_after is not None and retry_after > delay:
         delay = min(retry_after, max(RETRY_AFTER_CAP, delay))
     return delay
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delta-seconds or HTTP-date).
-
-    None when absent or unparsable; never negative.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def should_disable(failing_since: datetime | None, now: datetime) -> bool:

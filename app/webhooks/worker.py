@@ -32,12 +32,13 @@ from yarl import URL
 
 from app.clock import Clock, system_clock
 from app.db.engine import Database
+from app.retry_after import retry_after_seconds
 from app.settings import Settings
 from app.webhooks import outbox, repository
 from app.webhooks.formats import chat_body
 from app.webhooks.models import FAILED, PENDING, SUCCEEDED
 from app.webhooks.outbox import Job, Outcome
-from app.webhooks.schedule import Random, parse_retry_after, retry_delay
+from app.webhooks.schedule import Random, retry_delay
 from app.webhooks.schemas import WebhookFormat
 from app.webhooks.signing import webhook_headers
 from app.webhooks.ssrf import (
@@ -383,7 +384,7 @@ class DeliveryWorker:
                 url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 raw = await _read_excerpt(response)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), attempted_at)
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"), attempted_at)
                 excerpt = raw.decode("utf-8", "ignore").replace("\x00", "")
                 return response.status, excerpt, None, retry_after
         except aiohttp.ClientConnectorDNSError as exc:

@@ -69,14 +69,6 @@ def test_retry_after_lengthens_within_bounds_never_shortens() -> None:
     assert schedule.retry_delay(8, random=middle, retry_after=60) is None
 
 
-def test_parse_retry_after_seconds_and_http_date() -> None:
-    assert schedule.parse_retry_after("120", NOW) == 120
-    later = (NOW + timedelta(minutes=10)).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    assert schedule.parse_retry_after(later, NOW) == 600
-    assert schedule.parse_retry_after("soon", NOW) is None
-    assert schedule.parse_retry_after(None, NOW) is None
-
-
 def test_disable_after_five_days_of_failures() -> None:
     assert not schedule.should_disable(None, NOW)
     assert not schedule.should_disable(NOW - timedelta(days=4, hours=23), NOW)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol, TypeVar
 
 import httpx
@@ -34,6 +34,7 @@ from tenacity.wait import WaitBaseT, wait_exponential_jitter
 from app.market.bars import Bar, FetchResult
 from app.market.columns import BarColumns
 from app.market.providers.limits import MAX_RETRY_AFTER_SECONDS, ProviderLimit
+from app.retry_after import retry_after_seconds
 
 T = TypeVar("T")
 
@@ -145,12 +146,10 @@ class RetryPolicy:
         return result
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP-date or garbage: fall back to our own back-off
+def _retry_after(response: httpx.Response) -> float | None:
+    # An HTTP-date counts from the wall clock: it is the vendor's clock against ours,
+    # not a session's time (``now`` in ``fetch``).
+    return retry_after_seconds(response.headers.get("retry-after"), datetime.now(UTC))
 
 
 async def http_get(
@@ -175,11 +174,11 @@ async def http_get(
         async with limit.turn() as ticket:
             response = await _get(client, vendor, url, params=params, timeout=timeout)
             if response.status_code == 429:
-                limit.back_off(_retry_after_seconds(response), ticket=ticket)
+                limit.back_off(_retry_after(response), ticket=ticket)
     if response.status_code == 429:
         raise ProviderUnavailable(
             f"{vendor} rate limit: HTTP 429 {body_excerpt(response)}".rstrip(),
-            retry_after=_retry_after_seconds(response),
+            retry_after=_retry_after(response),
         )
     if response.status_code >= 500:
         raise ProviderUnavailable(
