@@ -35,7 +35,10 @@ from openapi_spec_validator import validate
 from app.api.app import create_app
 from app.auth.service import create_key
 from app.db.engine import Database
-from app.jobs import ingest, watch
+from app.jobs import ingest
+from app.jobs.watch.check import cross_watch_event
+from app.jobs.watch.settle import settle_watches
+from app.jobs.watch.watchlist import Candidate
 from app.market import repository as market
 from app.market.providers.yahoo import LiveQuote
 from app.settings import load_settings
@@ -122,18 +125,18 @@ def _store_brief_and_retraction(db: Database) -> None:
 
 
 def _store_watch_and_miss(db: Database) -> None:
-    """A ``cross_watch`` as a check writes it, settled by :func:`watch.settle` as a
+    """A ``cross_watch`` as a check writes it, settled by :func:`settle_watches` as a
     ``cross_watch_missed`` (no cross of ^RUT on its session)."""
     day = date(2026, 8, 21)
-    candidate = watch.Candidate(
+    candidate = Candidate(
         "^RUT", DEFAULT_RULE, day, date(2026, 8, 20), 2400.0, 2450.0, "golden", 2.08
     )
     at = datetime(2026, 8, 21, 15, 0, tzinfo=ZoneInfo("America/New_York"))
     quote = LiveQuote("^RUT", 2460.0, at, day)
     with db.transaction() as session:
-        event = watch.cross_watch_event(candidate, quote, -0.4, NOW)
+        event = cross_watch_event(candidate, quote, -0.4, NOW)
         assert insert_new(session, [event]) == [event]
-        assert [e.type for e in watch.settle(session, now=NOW)] == ["cross_watch_missed"]
+        assert [e.type for e in settle_watches(session, now=NOW)] == ["cross_watch_missed"]
 
 
 def _free_socket() -> socket.socket:
