@@ -59,7 +59,7 @@ UniverseText = Annotated[
 ]
 
 
-class Rule(BaseModel):
+class SubscriptionRule(BaseModel):
     """Custom moving-average windows; events for this rule are detected for the hook."""
 
     model_config = ConfigDict(extra="forbid")
@@ -69,7 +69,7 @@ class Rule(BaseModel):
     type: Literal["sma", "ema"] = "sma"
 
     @model_validator(mode="after")
-    def _fast_below_slow(self) -> Rule:
+    def _fast_below_slow(self) -> SubscriptionRule:
         if self.fast >= self.slow:
             raise ValueError("rule.fast must be smaller than rule.slow")
         return self
@@ -97,7 +97,7 @@ class SubscriptionIn(BaseModel):
         description=f"null (or []): every symbol. At most {MAX_SYMBOLS}.",
     )
     universe: UniverseText | None = None
-    rule: Rule | None = Field(default=None, description="null: the default sma 50/200.")
+    rule: SubscriptionRule | None = Field(default=None, description="null: the default sma 50/200.")
     description: StoredText | None = Field(default=None, max_length=500)
     format: WebhookFormat = Field(default=WebhookFormat.standard, description=FORMAT_DESCRIPTION)
     enabled: StrictBool = True
@@ -114,7 +114,7 @@ class SubscriptionPatch(BaseModel):
     event_types: list[EventType] | None = Field(default=None, max_length=MAX_EVENT_TYPES)
     symbols: list[SymbolText] | None = Field(default=None, max_length=MAX_SYMBOLS)
     universe: UniverseText | None = Field(default=None, description="null: every symbol.")
-    rule: Rule | None = None
+    rule: SubscriptionRule | None = None
     description: StoredText | None = Field(default=None, max_length=500)
     format: WebhookFormat | None = None
     enabled: StrictBool | None = None
@@ -128,7 +128,7 @@ class SubscriptionOut(BaseModel):
     event_types: list[EventType]
     symbols: list[str] | None
     universe: str | None
-    rule: Rule | None
+    rule: SubscriptionRule | None
     description: str | None
     format: WebhookFormat
     enabled: bool

@@ -30,19 +30,22 @@ from app.clock import system_clock
 from app.errors import Conflict, InvalidInput, NotFound
 from app.market import universes
 from app.market.calendar import last_closed_session
+from app.signals.analysis import DEFAULT_RULE
 from app.signals.models import Event
 from app.signals.repository import ONE_OFF_TYPES
 from app.webhooks import repository
 from app.webhooks.models import PENDING, Delivery, Subscription
-from app.webhooks.schemas import Rule, SubscriptionIn, SubscriptionPatch
+from app.webhooks.schemas import SubscriptionIn, SubscriptionPatch, SubscriptionRule
 from app.webhooks.signing import new_secret
 from app.webhooks.ssrf import Resolver, check_url
 
-CROSS_TYPES = frozenset(
+#: Event types only subscriptions of the event's rule receive (see ``matches``).
+RULE_BOUND_TYPES = frozenset(
     {"golden_cross", "death_cross", "cross_approaching", "cross_watch", "cross_watch_missed"}
 )
 PRIVATE_TYPES = frozenset(ONE_OFF_TYPES)
-DEFAULT_RULE = "sma:50:200"
+#: The key of the rule a subscription without windows follows ("sma:50:200").
+DEFAULT_RULE_KEY = DEFAULT_RULE.key
 ROTATION_OVERLAP = timedelta(hours=24)
 REPLAY_LIMIT = 10_000
 
@@ -72,7 +75,7 @@ class Target(Protocol):
 
 def rule_string(subscription: Target) -> str:
     if subscription.rule_fast is None or subscription.rule_slow is None:
-        return DEFAULT_RULE
+        return DEFAULT_RULE_KEY
     return f"{subscription.rule_type or 'sma'}:{subscription.rule_fast}:{subscription.rule_slow}"
 
 
@@ -97,8 +100,8 @@ def _rule_bound(event: Event) -> bool:
     """Whether only subscriptions of the event's rule want it: a cross, or the
     retraction of one (it carries the original's rule)."""
     if event.type == "retracted":
-        return event.data.get("original_type") in CROSS_TYPES
-    return event.type in CROSS_TYPES
+        return event.data.get("original_type") in RULE_BOUND_TYPES
+    return event.type in RULE_BOUND_TYPES
 
 
 def enqueue_for_events(
@@ -202,7 +205,7 @@ def _existing_universe(session: Session, name: str | None) -> str | None:
         ) from None
 
 
-def _set_rule(subscription: Subscription, rule: Rule | None) -> None:
+def _set_rule(subscription: Subscription, rule: SubscriptionRule | None) -> None:
     subscription.rule_fast = rule.fast if rule else None
     subscription.rule_slow = rule.slow if rule else None
     subscription.rule_type = rule.type if rule else None
