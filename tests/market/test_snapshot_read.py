@@ -17,6 +17,7 @@ from app.db.engine import Database
 from app.market import repository, sqlite_arrow
 from app.market.bars import Bar
 from app.market.models import Symbol
+from app.market.repository import panels, readers
 from app.metadata import metadata
 
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
@@ -57,26 +58,26 @@ def _universe() -> dict[str, list[Bar]]:
 def _arrow_for_any_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """A small SQLite store is read through the session (see the next test): these
     tests read this one through Arrow."""
-    monkeypatch.setattr(repository, "_SQLITE_ARROW_SYMBOLS", 0)
+    monkeypatch.setattr(readers, "_SQLITE_ARROW_SYMBOLS", 0)
 
 
 def test_a_small_sqlite_store_is_read_through_the_session(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(repository, "_SQLITE_ARROW_SYMBOLS", 3)
+    monkeypatch.setattr(readers, "_SQLITE_ARROW_SYMBOLS", 3)
     with db.transaction() as session:
         _store(session, {"A": _bars(30, 1), "B": _bars(5, 2)})
     with db.transaction(write=False) as session:
-        with repository._committed_reader(session, symbols=2) as reader:
+        with readers._committed_reader(session, symbols=2) as reader:
             small = reader
-        with repository._committed_reader(session, symbols=3) as reader:
+        with readers._committed_reader(session, symbols=3) as reader:
             large = reader
         snapshot = repository.read_snapshot(session)
         expected = repository.load_panel(session, ["A", "B"])
     _assert_same_panel(snapshot.panel, expected)
     sqlite = db.is_sqlite
-    assert isinstance(small, repository._SessionReader if sqlite else repository._ArrowReader)
-    assert isinstance(large, repository._ArrowReader)
+    assert isinstance(small, readers._SessionReader if sqlite else readers._ArrowReader)
+    assert isinstance(large, readers._ArrowReader)
 
 
 @pytest.fixture
@@ -100,8 +101,8 @@ def _assert_same_panel(a: repository.ClosePanel, b: repository.ClosePanel) -> No
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of a few symbols, so that a panel spans many of them."""
-    monkeypatch.setattr(repository, "_ARROW_SYMBOLS_PER_QUERY", 4)
-    monkeypatch.setattr(repository, "_PANEL_SYMBOLS_PER_QUERY", 5)
+    monkeypatch.setattr(panels, "_ARROW_SYMBOLS_PER_QUERY", 4)
+    monkeypatch.setattr(panels, "_PANEL_SYMBOLS_PER_QUERY", 5)
 
 
 @pytest.mark.usefixtures("small_chunks")
@@ -131,9 +132,9 @@ def test_the_arrow_reader_loads_any_panel_as_the_session_path(
     chosen = ["S007", "FEW", "NONE", "S000", "ONE", "S022", "S013", "S004", "S005", "S019"]
     with filled.transaction(write=False) as session:
         expected = repository.load_panel(session, chosen, tail=tail)
-        with repository._committed_reader(session) as reader:
-            assert isinstance(reader, repository._ArrowReader)
-            found = repository._load_panel(reader, chosen, tail, 3)
+        with readers._committed_reader(session) as reader:
+            assert isinstance(reader, readers._ArrowReader)
+            found = panels._load_panel(reader, chosen, tail, 3)
     _assert_same_panel(found, expected)
 
 
@@ -147,7 +148,7 @@ def test_a_write_during_the_read_is_not_in_the_snapshot(
         before = repository.load_panel(session, symbols)
         versions = repository.data_versions(session)
     other = Database(filled.url)
-    read_symbols = repository._tracked_symbols
+    read_symbols = panels._tracked_symbols
 
     def then_write(reader: Any) -> list[str]:
         found = read_symbols(reader)
@@ -155,7 +156,7 @@ def test_a_write_during_the_read_is_not_in_the_snapshot(
             _store(writer, {"S002": [Bar(date(2026, 8, 21), 77.0)]}, source="yahoo")
         return found
 
-    monkeypatch.setattr(repository, "_tracked_symbols", then_write)
+    monkeypatch.setattr(panels, "_tracked_symbols", then_write)
     try:
         with filled.transaction(write=False) as session:
             snapshot = repository.read_snapshot(session)
@@ -184,8 +185,8 @@ def test_an_in_memory_store_is_read_through_the_session(in_memory: Database) -> 
     with in_memory.transaction() as session:
         _store(session, {"A": _bars(30, 1), "B": _bars(5, 2, gaps=2)})
     with in_memory.transaction(write=False) as session:
-        with repository._committed_reader(session) as reader:
-            assert isinstance(reader, repository._SessionReader)
+        with readers._committed_reader(session) as reader:
+            assert isinstance(reader, readers._SessionReader)
         snapshot = repository.read_snapshot(session)
         expected = repository.load_panel(session, ["A", "B"])
     _assert_same_panel(snapshot.panel, expected)

@@ -20,6 +20,7 @@ from app.db.engine import Database
 from app.jobs import ingest
 from app.market import repository
 from app.market.bars import Bar
+from app.market.repository import readers
 from app.market.service import read_csv_file
 from app.settings import Settings
 from app.signals import service
@@ -234,7 +235,7 @@ def test_a_snapshot_read_past_a_write_serves_the_reader_that_asked_for_it(
         return reads[-1]
 
     monkeypatch.setattr(repository, "read_snapshot", counted)
-    monkeypatch.setattr(repository, "_SQLITE_ARROW_SYMBOLS", 0)  # read apart at any size
+    monkeypatch.setattr(readers, "_SQLITE_ARROW_SYMBOLS", 0)  # read apart at any size
     book = service.SignalBook()
     other = Database(store.url)
     try:
