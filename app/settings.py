@@ -76,7 +76,46 @@ def _blank_is_unset(value: object) -> object:
     return value
 
 
+def _database_url(value: str) -> str:
+    """SQLite or PostgreSQL through psycopg 3; ``postgresql://`` and ``postgres://``
+    (what hosting providers hand out) are mapped to ``postgresql+psycopg://``."""
+    supported = "use sqlite:///path/to/file.db or postgresql://user:pass@host:5432/db"
+    try:
+        url = make_url(value.strip())
+    except ArgumentError:
+        raise ValueError(f"not a database URL; {supported}") from None
+    driver = DATABASE_DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ValueError(f"unsupported scheme {url.drivername}://; {supported}")
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ValueError(f"a SQLite store needs a file path; {supported}")
+    return driver + "://" + value.strip().split("://", 1)[1]
+
+
+def _proxy_pairs(value: object) -> object:
+    """``^RUT=IWM,^GSPC=SPY`` from the environment; a mapping is kept as given."""
+    if not isinstance(value, str):
+        return value
+    pairs: dict[str, str] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        symbol, sep, proxy = str(item).partition("=")
+        if not sep or not symbol or not proxy:
+            raise ValueError(f"expected SYMBOL=PROXY, got {item!r}")
+        pairs[symbol.strip().upper()] = proxy.strip().upper()
+    return pairs
+
+
+def _proxy_symbols(value: dict[str, str]) -> dict[str, str]:
+    return {_symbol(symbol): _symbol(proxy) for symbol, proxy in value.items()}
+
+
 BaseUrl = Annotated[str, AfterValidator(_http_base_url)]
+DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
+Proxies = Annotated[
+    dict[str, str], NoDecode, BeforeValidator(_proxy_pairs), AfterValidator(_proxy_symbols)
+]
 Secret = Annotated[str | None, BeforeValidator(_blank_is_unset)]
 
 
@@ -127,7 +166,7 @@ class Settings(BaseSettings):
         env_prefix="CROSSWATCH_", env_file=".env", extra="ignore", frozen=True
     )
 
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="sqlite:///data/crosswatch.db",
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://… "
         "(postgresql:// and postgres:// are run with psycopg 3)",
@@ -141,7 +180,7 @@ class Settings(BaseSettings):
     fred_base_url: BaseUrl = "https://api.stlouisfed.org"
     fred_api_key: Secret = None
     csv_dir: Annotated[Path | None, BeforeValidator(_blank_is_unset)] = None
-    proxies: Annotated[dict[str, str], NoDecode] = Field(
+    proxies: Proxies = Field(
         default_factory=dict,
         description="Proxy instruments allowed as a fallback, e.g. ^RUT=IWM (never silent).",
     )
@@ -192,6 +231,22 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="How long a request waits for the store in all (its turn, then on "
         "SQLite the write lock) before it is answered 503 with Retry-After.",
+    )
+    delivery_concurrency: int = Field(
+        default=100, ge=1, description="Webhook sends in flight at once in one delivery worker."
+    )
+    delivery_per_endpoint: int = Field(
+        default=10,
+        ge=1,
+        description="Deliveries one subscription holds in one worker at once (claimed or "
+        "sending), so a slow receiver never delays the others.",
+    )
+    delivery_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="How long a claimed delivery stays the worker's; past it (a crashed "
+        "worker) another worker may claim it.",
     )
 
     @field_validator("symbols", "providers", mode="before")
@@ -244,26 +299,6 @@ class Settings(BaseSettings):
                 )
         return merged
 
-    @field_validator("proxies", mode="before")
-    @classmethod
-    def _proxy_pairs(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        pairs: dict[str, str] = {}
-        for item in value.split(","):
-            if not item.strip():
-                continue
-            symbol, sep, proxy = str(item).partition("=")
-            if not sep or not symbol or not proxy:
-                raise ValueError(f"expected SYMBOL=PROXY, got {item!r}")
-            pairs[symbol.strip().upper()] = proxy.strip().upper()
-        return pairs
-
-    @field_validator("proxies")
-    @classmethod
-    def _proxy_symbols(cls, value: dict[str, str]) -> dict[str, str]:
-        return {_symbol(symbol): _symbol(proxy) for symbol, proxy in value.items()}
-
     @field_validator("poll_time")
     @classmethod
     def _after_the_close(cls, value: time) -> time:
@@ -286,23 +321,6 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("database_url")
-    @classmethod
-    def _supported_url(cls, value: str) -> str:
-        """SQLite or PostgreSQL through psycopg 3; ``postgresql://`` and ``postgres://``
-        (what hosting providers hand out) are mapped to ``postgresql+psycopg://``."""
-        supported = "use sqlite:///path/to/file.db or postgresql://user:pass@host:5432/db"
-        try:
-            url = make_url(value.strip())
-        except ArgumentError:
-            raise ValueError(f"not a database URL; {supported}") from None
-        driver = DATABASE_DRIVERS.get(url.drivername)
-        if driver is None:
-            raise ValueError(f"unsupported scheme {url.drivername}://; {supported}")
-        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-            raise ValueError(f"a SQLite store needs a file path; {supported}")
-        return driver + "://" + value.strip().split("://", 1)[1]
 
     @property
     def is_sqlite(self) -> bool:

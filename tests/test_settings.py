@@ -46,6 +46,9 @@ BAD_VALUES: dict[str, list[str]] = {
     "db_queue_seconds": ["0", "inf"],
     "watch_interval_minutes": ["-1", "391", "2.5", "often"],
     "watch_distance_pct": ["0", "-3", "101", "nan", "inf", "near"],
+    "delivery_concurrency": ["0", "many"],
+    "delivery_per_endpoint": ["0", "2.5"],
+    "delivery_lease_seconds": ["0", "-1", "inf", "nan"],
 }
 #: Free-form secrets: any non-blank text is valid (blank means unset).
 ANY_TEXT = {"stooq_api_key", "fred_api_key", "admin_token"}

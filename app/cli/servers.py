@@ -77,7 +77,10 @@ def scheduler() -> None:
 
 
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Deliveries in flight at once.", min=1)] = 100,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Deliveries in flight at once (default: DELIVERY_CONCURRENCY).", min=1),
+    ] = None,
 ) -> None:
     """Run only the webhook delivery worker (several may share one PostgreSQL store)."""
     from app.webhooks.cli import run_worker

@@ -23,15 +23,17 @@ def run_worker(
     settings: Settings,
     *,
     worker_id: str | None = None,
-    concurrency: int = 100,
-    lease_seconds: float = 60,
+    concurrency: int | None = None,
+    lease_seconds: float | None = None,
 ) -> None:
-    """Deliver webhooks until SIGINT or SIGTERM (blocking). The store must be migrated."""
+    """Deliver webhooks until SIGINT or SIGTERM (blocking). The store must be migrated.
+
+    ``concurrency`` and ``lease_seconds`` override the settings (``DELIVERY_*``)."""
     asyncio.run(_run(settings, worker_id, concurrency, lease_seconds))
 
 
 async def _run(
-    settings: Settings, worker_id: str | None, concurrency: int, lease_seconds: float
+    settings: Settings, worker_id: str | None, concurrency: int | None, lease_seconds: float | None
 ) -> None:
     db = Database(settings.database_url)
     stop = asyncio.Event()
@@ -56,10 +58,10 @@ async def _run(
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run one webhook delivery worker.")
     parser.add_argument("--worker-id")
-    parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--lease-seconds", type=float, default=60)
+    parser.add_argument("--concurrency", type=int, help="default: DELIVERY_CONCURRENCY")
+    parser.add_argument("--lease-seconds", type=float, help="default: DELIVERY_LEASE_SECONDS")
     args = parser.parse_args()
-    if args.lease_seconds <= 0:
+    if args.lease_seconds is not None and args.lease_seconds <= 0:
         parser.error("--lease-seconds must be positive")
     settings = load_settings()
     configure(settings)

@@ -81,9 +81,9 @@ class DeliveryWorker:
         clock: Clock = system_clock,
         http: aiohttp.ClientSession | None = None,
         worker_id: str | None = None,
-        concurrency: int = 100,
-        per_endpoint: int = 10,
-        lease_seconds: float = 60,
+        concurrency: int | None = None,
+        per_endpoint: int | None = None,
+        lease_seconds: float | None = None,
         timeout_seconds: float = 15,
         poll_interval: float = 0.5,
         batch_size: int = 1000,
@@ -91,6 +91,13 @@ class DeliveryWorker:
         resolver: Resolver = system_resolver,
         random: Random = random_module.random,
     ) -> None:
+        # Unset tuning comes from the settings (DELIVERY_CONCURRENCY, …); tests set it.
+        if concurrency is None:
+            concurrency = settings.delivery_concurrency
+        if per_endpoint is None:
+            per_endpoint = settings.delivery_per_endpoint
+        if lease_seconds is None:
+            lease_seconds = settings.delivery_lease_seconds
         if lease_seconds <= 0:
             raise ValueError("the lease must be positive")
         self.db = db
