@@ -1,0 +1,134 @@
+"""A poll's writer: stores what the fetches hand it, in batches, proxies and failures
+each in their own transactions, and finishes the run (its record, the daily brief, the
+watches it settles). One writer per poller; it keeps the kernel state detection carries
+from poll to poll (the daily path)."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from app.clock import Clock
+from app.db.engine import Database
+from app.jobs import ingest
+from app.jobs.poll_fetch import Pending, Proxied
+from app.jobs.watch.settle import settle_watches
+from app.market import polls
+from app.market.polls import SymbolOutcome
+from app.market.progress import PollProgress, save_progress
+from app.signals import events as signal_events
+from app.webhooks.callbacks import Enqueue, RulesOf
+
+log = logging.getLogger("crosswatch.poll")
+
+
+class PollWriter:
+    """Every write of a poll. ``enqueue`` writes outbox rows for new events inside the
+    same transaction (the webhooks layer provides it)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        enqueue: Enqueue | None = None,
+        rules: RulesOf | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.enqueue = enqueue
+        self.rules = rules
+        # Kernel state per symbol from the previous poll: the daily path's memory.
+        self.carried = signal_events.CarriedStates()
+
+    def finish(self, run_id: int, outcomes: list[SymbolOutcome]) -> str:
+        with self.db.transaction() as session:
+            status = polls.finish_run(session, run_id, outcomes, now=self.clock())
+            if any(o.added for o in outcomes):
+                # Live only when a session newer than the store held was added: a
+                # backfill's brief is history, stored but never pushed.
+                self._daily_brief(session, live=any(o.added and not o.backfill for o in outcomes))
+                settle_watches(session, now=self.clock(), enqueue=self.enqueue)
+        return status
+
+    def store_progress(self, run_id: int, progress: PollProgress) -> None:
+        with self.db.transaction() as session:
+            save_progress(session, run_id, progress)
+
+    def store_proxy(self, run_id: int, proxied: Proxied) -> None:
+        proxy, outcome = proxied.proxy, proxied.outcome
+        self.store(run_id, [proxy])
+        outcome.error = (
+            f"every provider failed for {outcome.symbol}; proxy {proxy.write.symbol} was "
+            f"fetched instead and stored as {proxy.write.symbol} "
+            f"({proxy.outcome.added} sessions added)"
+        )
+        self.record_failure(run_id, outcome)
+
+    def _daily_brief(self, session: Session, *, live: bool) -> None:
+        """One ``daily_brief`` per newest session, after a poll that added one: its lines
+        are the figures this poll's detection derived (no reload of the store)."""
+        now = self.clock()
+        signals = signal_events.brief_signals(session, self.carried, now=now)
+        brief = signal_events.record_daily_brief(session, signals, now=now, live=live)
+        if brief is not None and self.enqueue is not None:
+            self.enqueue(session, [brief])
+
+    def record_failure(self, run_id: int, outcome: SymbolOutcome) -> SymbolOutcome:
+        with self.db.transaction() as session:
+            polls.record_result(session, run_id, outcome)
+        log.warning(
+            "poll failed", extra={"run": run_id, "symbol": outcome.symbol, "error": outcome.error}
+        )
+        return outcome
+
+    def store(self, run_id: int, batch: list[Pending]) -> None:
+        """Upsert, detect and enqueue a batch in one transaction, with the poll results.
+
+        If the batch fails, each symbol is tried again in a transaction of its own, so
+        that only the symbols that cannot be stored fail.
+        """
+        if not batch:
+            return
+        try:
+            self._store_batch(run_id, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                self._store_failed(run_id, batch[0], exc)
+                return
+            log.warning("storing a batch failed; storing its symbols one by one")
+            for pending in batch:
+                try:
+                    self._store_batch(run_id, [pending])
+                except Exception as single:
+                    self._store_failed(run_id, pending, single)
+
+    def _store_batch(self, run_id: int, batch: list[Pending]) -> None:
+        now = self.clock()
+        with self.db.transaction() as session:
+            stored = ingest.store_many(
+                session,
+                [pending.write for pending in batch],
+                clock=lambda: now,
+                enqueue=self.enqueue,
+                rules=self.rules(session) if self.rules is not None else (),
+                carried=self.carried,
+            )
+            for pending in batch:
+                outcome, result = pending.outcome, stored[pending.write.symbol]
+                outcome.added, outcome.revised = result.counts.added, result.counts.revised
+                outcome.backfill = result.previous_last is None
+                outcome.events = [event.id for event in result.events]
+                bars = pending.write.bars
+                outcome.newest_session = bars[-1].session if bars else result.previous_last
+            polls.record_results(session, run_id, [pending.outcome for pending in batch])
+
+    def _store_failed(self, run_id: int, pending: Pending, exc: Exception) -> None:
+        # The transaction rolled back: nothing of this symbol was stored.
+        log.error("storing a poll failed", extra={"symbol": pending.write.symbol}, exc_info=exc)
+        outcome = pending.outcome
+        outcome.error = f"store failed: {type(exc).__name__}: {exc}"
+        outcome.added = outcome.revised = 0
+        outcome.events = []
+        self.record_failure(run_id, outcome)
