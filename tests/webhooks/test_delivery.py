@@ -282,15 +282,15 @@ def test_a_claimed_row_that_waited_too_long_goes_back_unsent(
     # One send at a time, each taking 0.3 s; a row must start within 0.05 s of its
     # claim (what a lease 0.05 s longer than a send plus the margin would allow).
     worker = _worker(db, local_settings, clock, concurrency=1, timeout_seconds=1)
-    worker._start_by = 0.05
+    worker.dispatcher.start_by = 0.05
     released: list[int] = []
-    release = worker._release
+    release = worker.store.release
 
     def spy(ids: list[int]) -> None:
         released.extend(ids)
         release(ids)
 
-    worker._release = spy  # type: ignore[method-assign]
+    worker.store.release = spy  # type: ignore[method-assign]
 
     async def scenario() -> None:
         stop = asyncio.Event()
