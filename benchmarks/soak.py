@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support import realdata  # noqa: E402
 
 GSPC_FILE = realdata.csv_path("gspc_daily.csv")
-CROSS_TYPES = frozenset({"golden_cross", "death_cross", "cross_approaching"})
-DEFAULT_RULE = "sma:50:200"
+RULE_BOUND_TYPES = frozenset({"golden_cross", "death_cross", "cross_approaching"})
+DEFAULT_RULE_KEY = "sma:50:200"
 SAMPLE_SECONDS = 0.5
 WARM_UP_SAMPLES = 10
 DRAIN_SECONDS = 120.0
@@ -109,7 +109,7 @@ class Filter:
     @property
     def rule_string(self) -> str:
         if self.rule is None:
-            return DEFAULT_RULE
+            return DEFAULT_RULE_KEY
         fast, slow, kind = self.rule
         return f"{kind}:{fast}:{slow}"
 
@@ -120,7 +120,7 @@ class Filter:
             return False
         if self.symbols is not None and symbol not in self.symbols:
             return False
-        return event_type not in CROSS_TYPES or rule == self.rule_string
+        return event_type not in RULE_BOUND_TYPES or rule == self.rule_string
 
 
 FILTERS = (
@@ -139,7 +139,7 @@ def subscribe(
     from app.auth.service import Identity
     from app.db.engine import Database
     from app.webhooks import service
-    from app.webhooks.schemas import Rule, SubscriptionIn
+    from app.webhooks.schemas import SubscriptionIn, SubscriptionRule
     from app.webhooks.ssrf import system_resolver
 
     owner = Identity(key_id=None, name="soak", admin=True)
@@ -154,7 +154,9 @@ def subscribe(
                 path = f"/s/{n}"
                 rule = None
                 if wanted.rule is not None:
-                    rule = Rule(fast=wanted.rule[0], slow=wanted.rule[1], type=wanted.rule[2])  # type: ignore[arg-type]
+                    rule = SubscriptionRule(
+                        fast=wanted.rule[0], slow=wanted.rule[1], type=wanted.rule[2]
+                    )  # type: ignore[arg-type]
                 body = SubscriptionIn(
                     url=f"{base_url}{path}",
                     event_types=list(wanted.event_types),  # type: ignore[arg-type]
