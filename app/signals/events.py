@@ -422,14 +422,34 @@ def brief_signals(
     ]
 
 
+def daily_brief_text(session: Session, signals: Sequence[dict[str, Any]], *, now: datetime) -> str:
+    """The brief's Markdown of the tracked indices on the newest session of ``signals``
+    (:func:`brief.indices_markdown`; empty without signals): the ``text`` of
+    :func:`record_daily_brief`. It reads the indices' histories, so a poll derives it
+    before its write transaction opens rather than holding the store's write lock."""
+    if not signals:
+        return ""
+    return brief_view.indices_markdown(session, _newest_session(signals), now)
+
+
+def _newest_session(signals: Sequence[dict[str, Any]]) -> date:
+    newest: date = max(signal["session"] for signal in signals)
+    return newest
+
+
 def record_daily_brief(
-    session: Session, signals: Sequence[dict[str, Any]], *, now: datetime, live: bool
+    session: Session,
+    signals: Sequence[dict[str, Any]],
+    *,
+    text: str,
+    now: datetime,
+    live: bool,
 ) -> Event | None:
-    """One ``daily_brief`` event after a poll: a line of state per symbol, and the
-    brief's Markdown of the tracked indices as ``text`` (:func:`brief.indices_markdown`)."""
+    """One ``daily_brief`` event after a poll: a line of state per symbol, and ``text``,
+    the brief's Markdown of the tracked indices (:func:`daily_brief_text`)."""
     if not signals:
         return None
-    newest = max(signal["session"] for signal in signals)
+    newest = _newest_session(signals)
     lines = []
     for signal in signals:
         regime = signal["regime"] or "no regime"
@@ -460,7 +480,7 @@ def record_daily_brief(
         data={
             "session": newest.isoformat(),
             "symbols": lines,
-            "text": brief_view.indices_markdown(session, newest, now),
+            "text": text,
         },
         created_at=now,
     )

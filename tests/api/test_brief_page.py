@@ -24,7 +24,13 @@ def test_the_status_page_shows_the_newest_brief(db: Database, settings: Settings
         assert 'id="brief"' not in client.get("/status").text  # no brief yet
         with db.transaction() as session:
             signals = signal_events.brief_signals(session, None, now=NOW)
-            stored = signal_events.record_daily_brief(session, signals, now=NOW, live=False)
+            stored = signal_events.record_daily_brief(
+                session,
+                signals,
+                text=signal_events.daily_brief_text(session, signals, now=NOW),
+                now=NOW,
+                live=False,
+            )
             assert stored is not None
             text = stored.data["text"]
             # An older brief, with markup in its text: not the newest, never shown.

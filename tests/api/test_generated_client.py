@@ -93,7 +93,13 @@ def _store_brief_and_retraction(db: Database) -> None:
     rechecking a cross the closes do not imply (as after a revision of the closes)."""
     with db.transaction() as session:
         signals = signal_service.all_signals(signal_service.SignalBook(), session, NOW)
-        assert signal_events.record_daily_brief(session, signals, now=NOW, live=False)
+        assert signal_events.record_daily_brief(
+            session,
+            signals,
+            text=signal_events.daily_brief_text(session, signals, now=NOW),
+            now=NOW,
+            live=False,
+        )
         last = market.last_sessions(session, ["^RUT"])["^RUT"]
         undone = date(2026, 8, 3)  # no cross of ^RUT on that session
         session.add(
