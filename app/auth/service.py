@@ -13,9 +13,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth import repository
 from app.auth.models import ApiKey
 from app.clock import Clock, system_clock
 from app.db.engine import Database
@@ -63,9 +63,7 @@ def authenticate(session: Session, token: str, *, admin_token: str | None) -> Id
         return Identity(key_id=None, name="admin-token", admin=True)
     if not token.startswith(KEY_PREFIX):
         return None
-    row = session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
-    )
+    row = repository.active_key(session, hash_key(token))
     if row is None:
         return None
     return Identity(key_id=row.id, name=row.name, admin=row.admin)
