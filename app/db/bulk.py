@@ -1,4 +1,5 @@
-"""Plain inserts of many rows, off SQLAlchemy's per-row parameter processing.
+"""Plain inserts of many rows, off SQLAlchemy's per-row parameter processing; long id
+lists as one parameter (``ids_in``).
 
 For hot paths only (the delivery worker's attempt log): PostgreSQL gets ``COPY … FROM
 STDIN``; SQLite gets the compiled ``INSERT`` and the driver's ``executemany`` with
@@ -9,10 +10,24 @@ Both run on the caller's connection, inside its transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 
 def insert_rows(
@@ -46,3 +61,16 @@ def insert_rows(
         )
     finally:
         cursor.close()
+
+
+def ids_in(
+    connection: Connection, column: ColumnElement[int], ids: list[int]
+) -> ColumnElement[bool]:
+    """``column IN ids`` with the ids as one parameter (an array on PostgreSQL, a JSON
+    array read by ``json_each`` on SQLite), so a long list costs one bound value."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+    values = select(literal_column("value", BigInteger)).select_from(
+        func.json_each(bindparam(None, json.dumps(ids), type_=String))
+    )
+    return column.in_(values.scalar_subquery())

@@ -1,4 +1,6 @@
-"""The worker's SQL: claim due deliveries under a lease, record attempt outcomes.
+"""The delivery queue, the worker's side of the outbox: claim due deliveries under a
+lease, record attempt outcomes, release rows unsent. (Writing the rows is
+``service.enqueue_for_events``; reading them for people is ``repository``.)
 
 Claiming is one short transaction. On PostgreSQL the rows are picked with
 ``FOR UPDATE SKIP LOCKED`` so any number of workers share the queue; SQLite (which
@@ -16,24 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
     Connection,
-    String,
     and_,
-    any_,
     bindparam,
     func,
-    literal_column,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.db.base import table_of
-from app.db.bulk import insert_rows
+from app.db.bulk import ids_in, insert_rows
 from app.signals.models import Event
 from app.webhooks import repository
 from app.webhooks.models import (
@@ -45,7 +41,7 @@ from app.webhooks.models import (
     Subscription,
 )
 from app.webhooks.schedule import should_disable
-from app.webhooks.signing import secret_key
+from app.webhooks.signing import signing_keys
 
 
 @dataclass(frozen=True)
@@ -124,23 +120,22 @@ def claim(
     held = held or {}
     connection = session.connection()
     relax_commit(connection)
-    deliveries, subscriptions = table_of(Delivery), table_of(Subscription)
-    d, s = deliveries.c, subscriptions.c
+    deliveries, subscriptions = table_of(Delivery).c, table_of(Subscription).c
     due = and_(
-        d.status == PENDING,
-        d.next_attempt_at <= now,
-        or_(d.lease_until.is_(None), d.lease_until < now),
+        deliveries.status == PENDING,
+        deliveries.next_attempt_at <= now,
+        or_(deliveries.lease_until.is_(None), deliveries.lease_until < now),
     )
     full = [sid for sid, count in held.items() if count >= per_subscription]
     if full:
-        due = and_(due, ~ids_in(connection, d.subscription_id, full))
+        due = and_(due, ~ids_in(connection, deliveries.subscription_id, full))
     # Lock a window of due rows, keep at most ``per_subscription`` of each subscription,
     # lease those; the rest are unlocked again at commit. (A window function in the
     # locking query made PostgreSQL plan it badly on fresh tables.)
     candidates = connection.execute(
-        select(d.id, d.subscription_id)
+        select(deliveries.id, deliveries.subscription_id)
         .where(due)
-        .order_by(d.next_attempt_at, d.id)
+        .order_by(deliveries.next_attempt_at, deliveries.id)
         .limit(limit * 2)
         .with_for_update(skip_locked=True)
     ).all()
@@ -157,29 +152,44 @@ def claim(
     if not claimed:
         return [], more
     leased = connection.execute(
-        update(deliveries)
-        .where(ids_in(connection, d.id, claimed))
+        update(table_of(Delivery))
+        .where(ids_in(connection, deliveries.id, claimed))
         .values(lease_until=now + lease, locked_by=worker_id)
-        .returning(d.id, d.attempt_count, d.event_id, d.subscription_id)
+        .returning(
+            deliveries.id, deliveries.attempt_count, deliveries.event_id, deliveries.subscription_id
+        )
     ).all()
     targets = {
-        row[0]: (row[1], signing_keys(row[2], row[3], row[4], now), row[5])
+        row.id: (
+            row.url,
+            signing_keys(row.secret, row.previous_secret, row.previous_secret_expires_at, now),
+            row.format,
+        )
         for row in connection.execute(
             select(
-                s.id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at, s.format
-            ).where(ids_in(connection, s.id, list({row[3] for row in leased})))
+                subscriptions.id,
+                subscriptions.url,
+                subscriptions.secret,
+                subscriptions.previous_secret,
+                subscriptions.previous_secret_expires_at,
+                subscriptions.format,
+            ).where(
+                ids_in(connection, subscriptions.id, list({row.subscription_id for row in leased}))
+            )
         )
     }
     events = {
         event.id: (event.type, event_json(event))
-        for event in session.scalars(select(Event).where(Event.id.in_({row[2] for row in leased})))
+        for event in session.scalars(
+            select(Event).where(Event.id.in_({row.event_id for row in leased}))
+        )
     }
     order = {delivery_id: i for i, delivery_id in enumerate(claimed)}
     jobs = []
     for delivery_id, attempt_count, event_id, subscription_id in sorted(
-        leased, key=lambda row: order[row[0]]
+        leased, key=lambda row: order[row.id]
     ):
-        url, keys, fmt = targets[subscription_id]
+        url, keys, webhook_format = targets[subscription_id]
         event_type, body = events[event_id]
         jobs.append(
             Job(
@@ -191,7 +201,7 @@ def claim(
                 event_type=event_type,
                 event_json=body,
                 attempt_count=attempt_count,
-                format=fmt,
+                format=webhook_format,
             )
         )
     return jobs, more
@@ -208,28 +218,6 @@ def relax_commit(connection: Connection) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-
-
-def ids_in(
-    connection: Connection, column: ColumnElement[int], ids: list[int]
-) -> ColumnElement[bool]:
-    """``column IN ids`` with the ids as one parameter (an array on PostgreSQL, a JSON
-    array read by ``json_each`` on SQLite), so a long list costs one bound value."""
-    if connection.dialect.name == "postgresql":
-        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
-    values = select(literal_column("value", BigInteger)).select_from(
-        func.json_each(bindparam(None, json.dumps(ids), type_=String))
-    )
-    return column.in_(values.scalar_subquery())
-
-
-def signing_keys(
-    secret: str, previous: str | None, previous_expires: datetime | None, now: datetime
-) -> tuple[bytes, ...]:
-    """The current key, plus the previous one while its 24 h overlap lasts."""
-    if previous and previous_expires is not None and now < previous_expires:
-        return secret_key(secret), secret_key(previous)
-    return (secret_key(secret),)
 
 
 def release(session: Session, delivery_ids: Sequence[int], worker_id: str) -> None:
@@ -266,41 +254,40 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker_id: str) -> 
         ATTEMPT_COLUMNS,
         [
             (
-                o.job.delivery_id,
-                o.attempted_at,
-                o.status_code,
-                round(o.latency_ms, 3),
-                o.error_class,
-                o.excerpt,
-                o.next_attempt_at,
+                outcome.job.delivery_id,
+                outcome.attempted_at,
+                outcome.status_code,
+                round(outcome.latency_ms, 3),
+                outcome.error_class,
+                outcome.excerpt,
+                outcome.next_attempt_at,
             )
-            for o in outcomes
+            for outcome in outcomes
         ],
     )
     table = table_of(Delivery)
-    c = table.c
-    mine = and_(c.locked_by == worker_id, c.status == PENDING)
+    deliveries = table.c
+    mine = and_(deliveries.locked_by == worker_id, deliveries.status == PENDING)
     done = {
-        "attempt_count": c.attempt_count + 1,
+        "attempt_count": deliveries.attempt_count + 1,
         "lease_until": None,
         "locked_by": None,
     }
     # Successes (nearly all rows) in one statement per status code, finished when
     # their attempt (just inserted) was made; other outcomes row by row.
     by_code: dict[int | None, list[int]] = {}
-    for o in outcomes:
-        if o.status == SUCCEEDED:
-            by_code.setdefault(o.status_code, []).append(o.job.delivery_id)
-    attempts_c = attempts.c
+    for outcome in outcomes:
+        if outcome.status == SUCCEEDED:
+            by_code.setdefault(outcome.status_code, []).append(outcome.job.delivery_id)
     last_attempt = (
-        select(func.max(attempts_c.attempted_at))
-        .where(attempts_c.delivery_id == c.id)
+        select(func.max(attempts.c.attempted_at))
+        .where(attempts.c.delivery_id == deliveries.id)
         .scalar_subquery()
     )
     for code, ids in by_code.items():
         connection.execute(
             update(table)
-            .where(ids_in(connection, c.id, ids), mine)
+            .where(ids_in(connection, deliveries.id, ids), mine)
             .values(
                 status=SUCCEEDED,
                 next_attempt_at=None,
@@ -310,11 +297,11 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker_id: str) -> 
                 **done,
             )
         )
-    others = [o for o in outcomes if o.status != SUCCEEDED]
+    others = [outcome for outcome in outcomes if outcome.status != SUCCEEDED]
     if others:
         connection.execute(
             update(table)
-            .where(c.id == bindparam("b_id"), mine)
+            .where(deliveries.id == bindparam("b_id"), mine)
             .values(
                 status=bindparam("b_status"),
                 next_attempt_at=bindparam("b_next", type_=Delivery.next_attempt_at.type),
@@ -325,14 +312,14 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker_id: str) -> 
             ),
             [
                 {
-                    "b_id": o.job.delivery_id,
-                    "b_status": o.status,
-                    "b_next": o.next_attempt_at,
-                    "b_finished": o.attempted_at if o.status == FAILED else None,
-                    "b_code": o.status_code,
-                    "b_error": _error_text(o),
+                    "b_id": outcome.job.delivery_id,
+                    "b_status": outcome.status,
+                    "b_next": outcome.next_attempt_at,
+                    "b_finished": outcome.attempted_at if outcome.status == FAILED else None,
+                    "b_code": outcome.status_code,
+                    "b_error": _error_text(outcome),
                 }
-                for o in others
+                for outcome in others
             ],
         )
     _update_subscriptions(session, outcomes)
@@ -347,10 +334,14 @@ def _error_text(outcome: Outcome) -> str | None:
 
 
 def _update_subscriptions(session: Session, outcomes: Sequence[Outcome]) -> None:
-    now = max(o.attempted_at for o in outcomes)
-    succeeded = {o.job.subscription_id for o in outcomes if o.status == SUCCEEDED}
-    failing = {o.job.subscription_id for o in outcomes if o.status != SUCCEEDED} - succeeded
-    gone = {o.job.subscription_id: o.attempted_at for o in outcomes if o.gone}
+    now = max(outcome.attempted_at for outcome in outcomes)
+    succeeded = {outcome.job.subscription_id for outcome in outcomes if outcome.status == SUCCEEDED}
+    failing = {
+        outcome.job.subscription_id for outcome in outcomes if outcome.status != SUCCEEDED
+    } - succeeded
+    gone = {
+        outcome.job.subscription_id: outcome.attempted_at for outcome in outcomes if outcome.gone
+    }
     subscriptions = table_of(Subscription)
     if succeeded:
         connection = session.connection()

@@ -1,6 +1,6 @@
 """Chat-ready bodies: an event rendered for a Slack or Discord incoming webhook.
 
-Pure functions of the stored ``Event`` object (the JSON :func:`outbox.event_json`
+Pure functions of the stored ``Event`` object (the JSON :func:`delivery_queue.event_json`
 serialises). Each event becomes one readable line, or for a ``daily_brief`` its
 Markdown (``data.text``; before the brief carries one, a summary of its lines).
 :func:`chat_body` wraps that text as the service expects: Slack ``{"text": …}``

@@ -1,4 +1,4 @@
-"""SQL for subscriptions and the outbox rows the API writes (the worker's is in outbox.py).
+"""SQL for subscriptions and the outbox rows the API writes (the worker's is in delivery_queue.py).
 
 Enqueueing marks the session; when it commits, in-process workers are woken (and on
 PostgreSQL ``pg_notify`` reaches workers in other processes, also at commit).

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from functools import lru_cache
 
 SECRET_PREFIX = "whsec_"
@@ -57,3 +58,12 @@ def webhook_headers(keys: list[bytes], msg_id: str, timestamp: int, body: bytes)
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(keys, msg_id, timestamp, body),
     }
+
+
+def signing_keys(
+    secret: str, previous: str | None, previous_expires: datetime | None, now: datetime
+) -> tuple[bytes, ...]:
+    """The current key, plus the previous one while its 24 h overlap lasts."""
+    if previous and previous_expires is not None and now < previous_expires:
+        return secret_key(secret), secret_key(previous)
+    return (secret_key(secret),)

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.db.engine import Database
 from app.market.bars import Bar
 from app.signals.models import Event
-from app.webhooks import outbox
+from app.webhooks import delivery_queue
 from app.webhooks.models import SUCCEEDED
 from app.webhooks.worker import DeliveryWorker
 from tests.conftest import FIXED_NOW
@@ -23,8 +23,8 @@ LATENCY = "crosswatch_delivery_latency_seconds"
 
 
 def _attempt_taking(db: Database, delivery_id: int, subscription_id: int, ms: float) -> None:
-    job = outbox.Job(delivery_id, subscription_id, "https://x.test", (), "m", "t", b"{}", 0)
-    result = outbox.Outcome(
+    job = delivery_queue.Job(delivery_id, subscription_id, "https://x.test", (), "m", "t", b"{}", 0)
+    result = delivery_queue.Outcome(
         job=job,
         attempted_at=FIXED_NOW - timedelta(minutes=1),
         status_code=200,
@@ -35,7 +35,7 @@ def _attempt_taking(db: Database, delivery_id: int, subscription_id: int, ms: fl
         next_attempt_at=None,
     )
     with db.transaction() as session:
-        outbox.record(session, [result], worker_id="worker-1")
+        delivery_queue.record(session, [result], worker_id="worker-1")
 
 
 def test_latency_buckets_start_at_a_millisecond_and_end_at_the_delivery_timeout(

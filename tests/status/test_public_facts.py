@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.db.engine import Database
 from app.settings import Settings, load_settings
-from app.webhooks import outbox
+from app.webhooks import delivery_queue
 from app.webhooks.models import PENDING, Delivery
 from tests.conftest import FIXED_NOW
 from tests.status.dom import parse
@@ -36,10 +36,10 @@ def _record_failure(
     db: Database, subscription_id: int, delivery_id: int, code: int | None, error: str | None
 ) -> None:
     """One failed attempt, recorded through the webhooks layer's own state machine."""
-    job = outbox.Job(
+    job = delivery_queue.Job(
         delivery_id, subscription_id, "http://localhost.:8950/h", (), "m", "t", b"{}", 0
     )
-    result = outbox.Outcome(
+    result = delivery_queue.Outcome(
         job=job,
         attempted_at=FIXED_NOW - timedelta(minutes=1),
         status_code=code,
@@ -50,7 +50,7 @@ def _record_failure(
         next_attempt_at=FIXED_NOW + timedelta(minutes=5),
     )
     with db.transaction() as session:
-        outbox.record(session, [result], worker_id="worker-1")
+        delivery_queue.record(session, [result], worker_id="worker-1")
 
 
 def _claimed(db: Database, subscription_id: int) -> int:

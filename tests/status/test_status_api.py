@@ -11,7 +11,7 @@ from app.db.engine import Database
 from app.market.bars import Bar
 from app.settings import Settings
 from app.signals.models import Event
-from app.webhooks import outbox
+from app.webhooks import delivery_queue
 from app.webhooks.models import FAILED, PENDING, SUCCEEDED, Delivery, Subscription
 from tests.conftest import FIXED_NOW
 from tests.status.conftest import (
@@ -173,8 +173,8 @@ def _delivery(db: Database, subscription_id: int, event_id: str, **values: Any) 
 
 def _attempt(db: Database, delivery_id: int, subscription_id: int, code: int, **kw: Any) -> None:
     """Record one attempt through the webhooks layer's own state machine."""
-    job = outbox.Job(delivery_id, subscription_id, "https://x.test", (), "m", "t", b"{}", 0)
-    result = outbox.Outcome(
+    job = delivery_queue.Job(delivery_id, subscription_id, "https://x.test", (), "m", "t", b"{}", 0)
+    result = delivery_queue.Outcome(
         job=job,
         attempted_at=FIXED_NOW - timedelta(minutes=1),
         status_code=code,
@@ -186,7 +186,7 @@ def _attempt(db: Database, delivery_id: int, subscription_id: int, code: int, **
         **kw,
     )
     with db.transaction() as session:
-        outbox.record(session, [result], worker_id="worker-1")
+        delivery_queue.record(session, [result], worker_id="worker-1")
 
 
 def test_a_disabled_webhook_and_the_delivery_backlog_show(

@@ -16,7 +16,7 @@ from app.db.engine import Database
 from app.settings import Settings
 from app.signals.models import Event
 from app.webhooks import router as webhooks_router
-from app.webhooks.outbox import event_json
+from app.webhooks.delivery_queue import event_json
 from tests.webhooks.conftest import make_event
 
 # A Sunday: the calendar date is no session; the newest closed one is Friday 21 August.

@@ -7,7 +7,7 @@ import logging
 import time
 from collections import deque
 
-from app.webhooks.outbox import Job, Outcome
+from app.webhooks.delivery_queue import Job, Outcome
 from app.webhooks.worker.flusher import Flusher
 from app.webhooks.worker.sender import Sender
 

@@ -8,7 +8,7 @@ import logging
 from datetime import timedelta
 
 from app.clock import Clock
-from app.webhooks.outbox import Outcome
+from app.webhooks.delivery_queue import Outcome
 from app.webhooks.worker.store import WorkerStore
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from yarl import URL
 from app.clock import Clock
 from app.retry_after import retry_after_seconds
 from app.settings import Settings
+from app.webhooks.delivery_queue import Job, Outcome
 from app.webhooks.formats import chat_body
 from app.webhooks.models import FAILED, PENDING, SUCCEEDED
-from app.webhooks.outbox import Job, Outcome
 from app.webhooks.schedule import Random, retry_delay
 from app.webhooks.schemas import WebhookFormat
 from app.webhooks.signing import webhook_headers

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from app.clock import Clock
 from app.db.engine import Database
-from app.webhooks import outbox
-from app.webhooks.outbox import Job, Outcome
+from app.webhooks import delivery_queue
+from app.webhooks.delivery_queue import Job, Outcome
 
 
 class WorkerStore:
@@ -38,7 +38,7 @@ class WorkerStore:
         """Up to ``limit`` due rows, none past ``per_endpoint`` a subscription counting
         the ``held`` rows; and whether more were due."""
         with self._turn, self.db.transaction() as session:
-            return outbox.claim(
+            return delivery_queue.claim(
                 session,
                 worker_id=self.worker_id,
                 now=self.clock(),
@@ -51,9 +51,9 @@ class WorkerStore:
     def record(self, outcomes: list[Outcome]) -> None:
         if outcomes:
             with self._turn, self.db.transaction() as session:
-                outbox.record(session, outcomes, worker_id=self.worker_id)
+                delivery_queue.record(session, outcomes, worker_id=self.worker_id)
 
     def release(self, delivery_ids: list[int]) -> None:
         """Give claimed rows back unsent: due again at once, for any worker."""
         with self._turn, self.db.transaction() as session:
-            outbox.release(session, delivery_ids, self.worker_id)
+            delivery_queue.release(session, delivery_ids, self.worker_id)
