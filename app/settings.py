@@ -53,13 +53,12 @@ DATABASE_DRIVERS = {
 _HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
 
-def _http_base_url(value: str) -> str:
-    """An http(s) URL with a host; kept as given (providers append their paths)."""
+def _http_base_url(value: object) -> HttpUrl:
+    """An http(s) URL with a host (providers append their paths to it)."""
     try:
-        _HTTP_URL.validate_python(value)
+        return _HTTP_URL.validate_python(value)
     except ValidationError:
         raise ValueError(f"expected an http:// or https:// URL, got {value!r}") from None
-    return value
 
 
 def _symbol(value: str) -> str:
@@ -111,7 +110,7 @@ def _proxy_symbols(value: dict[str, str]) -> dict[str, str]:
     return {_symbol(symbol): _symbol(proxy) for symbol, proxy in value.items()}
 
 
-BaseUrl = Annotated[str, AfterValidator(_http_base_url)]
+BaseUrl = Annotated[HttpUrl, BeforeValidator(_http_base_url)]
 DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 Proxies = Annotated[
     dict[str, str], NoDecode, BeforeValidator(_proxy_pairs), AfterValidator(_proxy_symbols)
@@ -174,10 +173,10 @@ class Settings(BaseSettings):
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     seed: bool = True
     providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["yahoo"])
-    yahoo_base_url: BaseUrl = "https://query2.finance.yahoo.com"
-    stooq_base_url: BaseUrl = "https://stooq.com"
+    yahoo_base_url: BaseUrl = HttpUrl("https://query2.finance.yahoo.com")
+    stooq_base_url: BaseUrl = HttpUrl("https://stooq.com")
     stooq_api_key: Secret = None
-    fred_base_url: BaseUrl = "https://api.stlouisfed.org"
+    fred_base_url: BaseUrl = HttpUrl("https://api.stlouisfed.org")
     fred_api_key: Secret = None
     csv_dir: Annotated[Path | None, BeforeValidator(_blank_is_unset)] = None
     proxies: Proxies = Field(

@@ -256,7 +256,7 @@ async def watcher(
     async with provider_client(settings, transport) as client:
         provider = YahooProvider(
             client,
-            base_url=settings.yahoo_base_url,
+            base_url=str(settings.yahoo_base_url),
             timeout=settings.provider_timeout_seconds,
             retry=RetryPolicy(retries=settings.provider_retries),
             limit=build_limits(settings).get("yahoo"),

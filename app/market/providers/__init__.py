@@ -126,7 +126,7 @@ def build_providers(
             providers.append(
                 YahooProvider(
                     client,
-                    base_url=settings.yahoo_base_url,
+                    base_url=str(settings.yahoo_base_url),
                     timeout=timeout,
                     retry=policy,
                     limit=limit,
@@ -136,7 +136,7 @@ def build_providers(
             providers.append(
                 StooqProvider(
                     client,
-                    base_url=settings.stooq_base_url,
+                    base_url=str(settings.stooq_base_url),
                     api_key=settings.stooq_api_key,
                     timeout=timeout,
                     retry=policy,
@@ -147,7 +147,7 @@ def build_providers(
             providers.append(
                 FredProvider(
                     client,
-                    base_url=settings.fred_base_url,
+                    base_url=str(settings.fred_base_url),
                     api_key=settings.fred_api_key,
                     timeout=timeout,
                     retry=policy,
