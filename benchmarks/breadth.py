@@ -28,8 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.market.repository import ClosePanel
-from app.signals import analysis as an
 from app.signals import breadth
+from app.signals.analysis import analyse
 
 SESSIONS = 2520
 
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     panel = panel_of(args.symbols, args.seed)
-    signals = an.analyse(panel).signals
+    signals = analyse(panel).signals
     cal = breadth.calendar(panel)
     rows = np.arange(args.symbols, dtype=np.int64)
     print(f"breadth: {args.symbols} symbols x {SESSIONS} sessions, best of {args.runs}")

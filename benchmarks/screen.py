@@ -34,9 +34,9 @@ from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.market import calendar, repository
 from app.market.models import DailyBar
-from app.signals import analysis as an
 from app.signals import screen as screen_arrays
 from app.signals import service
+from app.signals.analysis import DEFAULT_RULE, Analysis, analyse, facts_of
 
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
 STORED_SESSIONS = 60
@@ -86,7 +86,7 @@ def fill_store(db: Database, panel: repository.ClosePanel, seed: int) -> None:
         session.execute(insert(DailyBar), rows)
 
 
-def old_scan(analysis: an.Analysis, event: str, within: int) -> int:
+def old_scan(analysis: Analysis, event: str, within: int) -> int:
     """The per-symbol scan the service ran before issue 11 (match count)."""
     width = analysis.panel.closes.shape[1]
     found = 0
@@ -94,7 +94,7 @@ def old_scan(analysis: an.Analysis, event: str, within: int) -> int:
         length = int(analysis.lengths[row])
         if length == 0:
             continue
-        facts = [fact for fact in an.facts_of(analysis, row) if fact.type == event]
+        facts = [fact for fact in facts_of(analysis, row) if fact.type == event]
         if not facts:
             continue
         sessions = analysis.panel.sessions[row]
@@ -125,7 +125,7 @@ def main() -> None:
     panel = build_panel(args.symbols, args.sessions, seed=11)
     print(f"universe: {args.symbols} symbols x {args.sessions} sessions (in memory)")
     start = time.perf_counter()
-    analysis = an.analyse(panel)
+    analysis = analyse(panel)
     print(f"  analyse (once per data version)   {time.perf_counter() - start:8.2f} s")
     with tempfile.TemporaryDirectory() as folder:
         db = Database(f"sqlite:///{folder}/screen.db")
@@ -159,7 +159,7 @@ def main() -> None:
                 return service.screen(book, session, volume_query)
 
             def breadth() -> dict[str, Any]:
-                return service.breadth(book, session, an.DEFAULT_RULE, None, None, None)
+                return service.breadth(book, session, DEFAULT_RULE, None, None, None)
 
             results = {}
             for name, function in (

@@ -27,10 +27,9 @@ from app.market import repository as market
 from app.market import universes
 from app.market.repository import ClosePanel
 from app.settings import DEFAULT_SYMBOLS
-from app.signals import analysis as an
 from app.signals import screen as screen_arrays
 from app.signals import service
-from app.signals.analysis import DEFAULT_RULE
+from app.signals.analysis import DEFAULT_RULE, analyse
 from app.signals.schemas import (
     BreadthRow,
     CrossRef,
@@ -192,7 +191,7 @@ def book_as_of(
             dated = _CutBook(
                 service.Snapshot(
                     fingerprint=snap.fingerprint,
-                    analysis=an.analyse(cut_panel(chosen, day)),
+                    analysis=analyse(cut_panel(chosen, day)),
                     provenance=snap.provenance,
                 )
             )
@@ -262,7 +261,7 @@ def indices_markdown(session: Session, day: date, now: datetime) -> str:
     ``daily_brief`` event carries as ``text``. It reads the closes of the tracked
     indices only (a few symbols), whatever the number of other symbols."""
     symbols = [symbol for symbol in market.tracked_symbols(session) if is_index(symbol)]
-    analysis = an.analyse(market.load_panel(session, symbols))
+    analysis = analyse(market.load_panel(session, symbols))
     book = _CutBook(service.Snapshot(fingerprint={}, analysis=analysis, provenance={}))
     return markdown(build(book, session, day, now, with_universes=False))
 

@@ -31,7 +31,6 @@ import numpy.typing as npt
 
 from app.market.bars import Bar
 from app.market.repository import ClosePanel
-from app.signals import analysis as an
 from app.signals import kernel
 from app.signals.analysis import (
     DEFAULT_RULE,
@@ -41,8 +40,14 @@ from app.signals.analysis import (
     Analysis,
     Fact,
     Rule,
+    approach_fact,
+    approach_step,
+    approach_trigger,
+    cross_fact,
     num,
     pct,
+    signals_of,
+    turn_fact,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -184,7 +189,7 @@ def seed(
     for row, close in zip(turns.symbol.tolist(), turns.close.tolist(), strict=True):
         last_turn[row] = close  # sorted by (symbol, session): the newest wins
     default = analyses.get(DEFAULT_RULE.key)
-    figures = an.signals_of(default, rows) if default is not None else [None] * rows.size
+    figures = signals_of(default, rows) if default is not None else [None] * rows.size
     seeded: dict[str, Carried] = {}
     for position, row in enumerate(rows.tolist()):
         count = int(lengths[row])
@@ -278,7 +283,7 @@ def _advance(
         after, latest = kernel.advance(before, tail)
         if rule == DEFAULT_RULE:
             newest = _newest_of(latest, bars)
-        armed, done, approached = an.approach_step(
+        armed, done, approached = approach_step(
             np.array([a[rule.key][0] for a in approach], dtype=bool),
             np.array([a[rule.key][1] for a in approach], dtype=bool),
             before.regime == -1,
@@ -294,18 +299,18 @@ def _advance(
             fast, slow = float(latest.fast_ma[row]), float(latest.slow_ma[row])
             if latest.cross[row] != 0:
                 facts[row].append(
-                    an.cross_fact(rule, int(latest.cross[row]), session, close, fast, slow, seen)
+                    cross_fact(rule, int(latest.cross[row]), session, close, fast, slow, seen)
                 )
             if approached[row]:
-                trigger = an.approach_trigger(rule, tail[row], fast, slow)
-                facts[row].append(an.approach_fact(rule, session, close, fast, slow, trigger, seen))
+                trigger = approach_trigger(rule, tail[row], fast, slow)
+                facts[row].append(approach_fact(rule, session, close, fast, slow, trigger, seen))
             approach[row][rule.key] = (bool(armed[row]), bool(done[row]))
             if index == 0 and latest.turn[row] != 0:
                 at = int(latest.turn_session[row]) - int(offsets[row])
                 day, extreme = extremes[row][at]
                 change = (np.float64(extreme) / np.float64(turn_closes[row]) - 1.0) * 100.0
                 facts[row].append(
-                    an.turn_fact(
+                    turn_fact(
                         DEFAULT_TURNS,
                         TURN_TYPES[int(latest.turn[row])],
                         session,

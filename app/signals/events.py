@@ -21,10 +21,18 @@ from app.market import calendar
 from app.market import repository as market
 from app.market.bars import Bar
 from app.market.columns import BarColumns
-from app.signals import analysis as an
 from app.signals import brief as brief_view
 from app.signals import daily_path, repository
-from app.signals.analysis import DEFAULT_RULE, DEFAULT_TURNS, Rule
+from app.signals.analysis import (
+    DEFAULT_RULE,
+    DEFAULT_TURNS,
+    Analysis,
+    Fact,
+    Rule,
+    analyse,
+    facts_of,
+    signals_of,
+)
 from app.signals.models import Event, event_id
 
 log = logging.getLogger("crosswatch.events")
@@ -32,7 +40,7 @@ log = logging.getLogger("crosswatch.events")
 
 def _event(
     symbol: str,
-    fact: an.Fact,
+    fact: Fact,
     *,
     live: bool,
     now: datetime,
@@ -257,23 +265,23 @@ _FULL_CHUNK = 500
 
 def _full_facts(
     session: Session, changes: Sequence[Change], all_rules: Sequence[Rule], *, keep: bool
-) -> tuple[dict[str, list[an.Fact]], dict[str, daily_path.Carried]]:
+) -> tuple[dict[str, list[Fact]], dict[str, daily_path.Carried]]:
     """Every fact of each symbol's whole history, and (``keep``) its carried state."""
     symbols = [change.symbol for change in changes]
     panel = _panel(session, changes)
     lengths = np.count_nonzero(~np.isnan(panel.closes), axis=1)
-    facts: dict[str, list[an.Fact]] = {symbol: [] for symbol in symbols}
-    analyses: dict[str, an.Analysis] = {}
+    facts: dict[str, list[Fact]] = {symbol: [] for symbol in symbols}
+    analyses: dict[str, Analysis] = {}
     for index, rule in enumerate(all_rules):
         rows = np.flatnonzero(lengths >= rule.slow)
         if not rows.size:
             continue
-        analysis = an.analyse(panel, rule, DEFAULT_TURNS)
+        analysis = analyse(panel, rule, DEFAULT_TURNS)
         analyses[rule.key] = analysis
         for row in rows.tolist():
             facts[symbols[row]].extend(
                 fact
-                for fact in an.facts_of(analysis, row)
+                for fact in facts_of(analysis, row)
                 # Turns do not depend on the crossover rule: take them from the first.
                 if index == 0 or fact.rule == rule.key
             )
@@ -387,10 +395,10 @@ def brief_signals(
                 known[symbol] = figures
     missing = [symbol for symbol in symbols if symbol not in known]
     if missing:
-        analysis = an.analyse(market.load_panel(session, missing))
+        analysis = analyse(market.load_panel(session, missing))
         provenance = market.newest_provenance(session, missing)
         rows = np.arange(len(missing), dtype=np.int64)
-        for symbol, signal in zip(missing, an.signals_of(analysis, rows), strict=True):
+        for symbol, signal in zip(missing, signals_of(analysis, rows), strict=True):
             if signal is None:
                 continue
             newest = provenance.get(symbol)

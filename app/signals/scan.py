@@ -16,9 +16,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.signals import analysis as an
 from app.signals import kernel
-from app.signals.analysis import CROSS_TYPES, Analysis, num
+from app.signals.analysis import (
+    CROSS_TYPES,
+    Analysis,
+    Fact,
+    approach_fact,
+    approach_trigger,
+    cross_fact,
+    num,
+    turn_fact,
+)
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -111,11 +119,11 @@ def records(
     s = analysis.signals
     closes = analysis.panel.closes
     rule = analysis.rule
-    facts: list[an.Fact] = []
+    facts: list[Fact] = []
     if event in ("golden_cross", "death_cross"):
         for r, c, f in zip(rows.tolist(), columns.tolist(), first.tolist(), strict=True):
             facts.append(
-                an.cross_fact(
+                cross_fact(
                     rule,
                     int(s.cross[r, c]),
                     _session(analysis, r, c),
@@ -128,9 +136,9 @@ def records(
     elif event == "cross_approaching":
         for r, c, f in zip(rows.tolist(), columns.tolist(), first.tolist(), strict=True):
             fast, slow = float(s.fast_ma[r, c]), float(s.slow_ma[r, c])
-            trigger = an.approach_trigger(rule, closes[r, : c + 1], fast, slow)
+            trigger = approach_trigger(rule, closes[r, : c + 1], fast, slow)
             facts.append(
-                an.approach_fact(
+                approach_fact(
                     rule, _session(analysis, r, c), closes[r, c], fast, slow, trigger, c - f + 1
                 )
             )
@@ -140,7 +148,7 @@ def records(
             extreme = int(t.session[record])
             confirmed = int(t.confirmed[record])
             facts.append(
-                an.turn_fact(
+                turn_fact(
                     analysis.turn_rule,
                     event,
                     _session(analysis, r, confirmed),

@@ -20,12 +20,23 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
 from app.market import calendar, repository, universes
-from app.signals import analysis as an
 from app.signals import breadth as breadth_arrays
 from app.signals import kernel
 from app.signals import scan as scan_arrays
 from app.signals import screen as screen_arrays
-from app.signals.analysis import DEFAULT_RULE, DEFAULT_TURNS, Analysis, Rule, TurnRule
+from app.signals.analysis import (
+    DEFAULT_RULE,
+    DEFAULT_TURNS,
+    Analysis,
+    Rule,
+    TurnRule,
+    analyse,
+    cross_summary,
+    crosses_of,
+    signal_of,
+    signals_of,
+    turns_of,
+)
 
 # How long a verified data fingerprint is trusted by the cached ``/v1/signals`` bodies:
 # a write by another process is served within this many seconds (writes in this
@@ -141,7 +152,7 @@ class SignalBook:
             stored = repository.read_snapshot(session)
             fresh = Snapshot(
                 fingerprint=stored.fingerprint,
-                analysis=an.analyse(stored.panel),
+                analysis=analyse(stored.panel),
                 provenance=stored.provenance,
                 asked=fingerprint,
             )
@@ -216,7 +227,7 @@ def _signal(
     provenance: repository.Provenance | None,
     expected: date,
 ) -> dict[str, Any] | None:
-    return _with_provenance(analysis, row, an.signal_of(analysis, row), provenance, expected)
+    return _with_provenance(analysis, row, signal_of(analysis, row), provenance, expected)
 
 
 def _with_provenance(
@@ -248,7 +259,7 @@ def all_signals(
     analysis = snap.analysis
     rows = chosen_rows(snap, session, None, universe)
     result = []
-    for row, fields in zip(rows.tolist(), an.signals_of(analysis, rows), strict=True):
+    for row, fields in zip(rows.tolist(), signals_of(analysis, rows), strict=True):
         symbol = analysis.panel.symbols[row]
         signal = _with_provenance(analysis, row, fields, snap.provenance.get(symbol), expected)
         if signal is not None:
@@ -280,7 +291,7 @@ def _single(
     if rule == DEFAULT_RULE and turns == DEFAULT_TURNS:
         return snap.analysis, row, provenance
     panel = repository.load_panel(session, [symbol])
-    return an.analyse(panel, rule, turns), 0, provenance
+    return analyse(panel, rule, turns), 0, provenance
 
 
 def one_signal(
@@ -296,12 +307,12 @@ def crosses(
     book: SignalBook, session: Session, symbol: str, rule: Rule, since: date | None
 ) -> dict[str, Any]:
     analysis, row, _ = _single(book, session, symbol, rule, DEFAULT_TURNS)
-    found = an.crosses_of(analysis, row, since)
+    found = crosses_of(analysis, row, since)
     return {
         "symbol": symbol,
         "rule": rule.as_dict(),
         "crosses": found,
-        "summary": an.cross_summary(found),
+        "summary": cross_summary(found),
     }
 
 
@@ -310,7 +321,7 @@ def turns(book: SignalBook, session: Session, symbol: str, turn_rule: TurnRule) 
     return {
         "symbol": symbol,
         "rule": {"decline_pct": turn_rule.decline * 100, "rebound_pct": turn_rule.rebound * 100},
-        "turns": an.turns_of(analysis, row),
+        "turns": turns_of(analysis, row),
     }
 
 

@@ -21,7 +21,7 @@ from app.errors import Unavailable
 from app.market import calendar, polls
 from app.market.progress import RUNNING_POLLS, stored_progress
 from app.settings import Settings
-from app.signals import analysis as an
+from app.signals.analysis import CROSS_TYPES
 from app.signals.service import SignalBook, Snapshot, all_signals
 from app.status import breadth, components, repository
 from app.status.brief import BriefCard
@@ -191,7 +191,7 @@ def _series(snapshot: Snapshot, symbol: str) -> Series:
 def _card(signal: dict[str, Any], series: Series) -> SymbolCard:
     markers = [
         CrossMarker(
-            type=an.CROSS_TYPES[int(series.cross[i])],
+            type=CROSS_TYPES[int(series.cross[i])],
             session=series.sessions[i],
             close=float(series.closes[i]),
         )

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from app.market.repository import ClosePanel
-from app.signals import analysis as an
 from app.signals import breadth, kernel
-from app.signals.analysis import Rule
+from app.signals.analysis import Rule, analyse
 
 UNION = pd.bdate_range("2020-01-01", periods=320)
 
@@ -112,7 +111,7 @@ def computed(series: dict[str, pd.Series], rule: Rule, chosen: list[str]) -> pd.
     rows = np.array(sorted(panel.symbols.index(s) for s in chosen), dtype=np.int64)
     highs, lows = breadth.highs_and_lows(panel.closes)
     picked = rule != Rule(50, 200)
-    s = an.analyse(panel, rule).signals if not picked else None
+    s = analyse(panel, rule).signals if not picked else None
     signals = kernel.detect(panel.closes[rows], rule.fast, rule.slow, rule.kind) if picked else s
     assert signals is not None
     cells = breadth.Cells(

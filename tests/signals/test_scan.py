@@ -10,9 +10,17 @@ import pytest
 
 from app.market.repository import ClosePanel
 from app.market.service import read_csv_file
-from app.signals import analysis as an
 from app.signals import scan
-from app.signals.analysis import Rule
+from app.signals.analysis import (
+    APPROACH_GAP_PCT,
+    Analysis,
+    Fact,
+    Rule,
+    analyse,
+    approach_step,
+    approaches,
+    facts_of,
+)
 from tests.conftest import data_file
 
 SEED = {"^GSPC": "gspc_daily.csv", "^IXIC": "ixic_daily.csv", "^RUT": "rut_daily.csv"}
@@ -46,7 +54,7 @@ def seed_panel() -> ClosePanel:
 
 
 def per_symbol_scan(
-    analysis: an.Analysis, event: str, within: int, facts: dict[int, list[an.Fact]] | None = None
+    analysis: Analysis, event: str, within: int, facts: dict[int, list[Fact]] | None = None
 ) -> list[dict[str, Any]]:
     """The scan as the service computed it before: every fact of every symbol."""
     facts = {} if facts is None else facts
@@ -57,7 +65,7 @@ def per_symbol_scan(
         if length == 0:
             continue
         if row not in facts:
-            facts[row] = an.facts_of(analysis, row)
+            facts[row] = facts_of(analysis, row)
         of_type = [fact for fact in facts[row] if fact.type == event]
         if not of_type:
             continue
@@ -78,7 +86,7 @@ def per_symbol_scan(
     return matches
 
 
-def vectorized_scan(analysis: an.Analysis, event: str, within: int) -> list[dict[str, Any]]:
+def vectorized_scan(analysis: Analysis, event: str, within: int) -> list[dict[str, Any]]:
     rows = np.arange(len(analysis.panel.symbols), dtype=np.int64)
     return scan.records(analysis, scan.latest_events(analysis), event, rows, within)
 
@@ -89,9 +97,9 @@ def vectorized_scan(analysis: an.Analysis, event: str, within: int) -> list[dict
 def test_vectorized_scan_equals_the_per_symbol_facts_on_the_seed(
     seed_panel: ClosePanel, rule: Rule
 ) -> None:
-    analysis = an.analyse(seed_panel, rule)
+    analysis = analyse(seed_panel, rule)
     seen = set()
-    facts: dict[int, list[an.Fact]] = {}
+    facts: dict[int, list[Fact]] = {}
     for event in EVENTS:
         for within in WITHIN:
             expected = per_symbol_scan(analysis, event, within, facts)
@@ -102,15 +110,15 @@ def test_vectorized_scan_equals_the_per_symbol_facts_on_the_seed(
 
 
 def test_the_newest_event_of_each_row_is_its_last_fact(seed_panel: ClosePanel) -> None:
-    analysis = an.analyse(seed_panel)
+    analysis = analyse(seed_panel)
     column, kind = scan.latest_events(analysis).newest()
     for row in range(len(seed_panel.symbols)):
-        last = an.facts_of(analysis, row)[-1]
+        last = facts_of(analysis, row)[-1]
         assert scan.EVENT_TYPES[int(kind[row])] == last.type
         assert analysis.session_of(row, int(column[row])) == last.session
 
 
-def approaching_indices(analysis: an.Analysis, row: int) -> list[int]:
+def approaching_indices(analysis: Analysis, row: int) -> list[int]:
     """The ``cross_approaching`` rule written plainly for one row, run by run: in each
     death regime, the first session whose gap is back within 1% after the regime's first
     session wider than 1%."""
@@ -123,11 +131,11 @@ def approaching_indices(analysis: an.Analysis, row: int) -> list[int]:
     for begin in starts.tolist():
         ends = np.flatnonzero(~death[begin:])
         end = begin + int(ends[0]) if ends.size else regime.size
-        wide = np.flatnonzero(gap[begin:end] < -an.APPROACH_GAP_PCT)
+        wide = np.flatnonzero(gap[begin:end] < -APPROACH_GAP_PCT)
         if not wide.size:
             continue
         after = begin + int(wide[0])
-        near = np.flatnonzero(gap[after:end] >= -an.APPROACH_GAP_PCT)
+        near = np.flatnonzero(gap[after:end] >= -APPROACH_GAP_PCT)
         if near.size:
             indices.append(after + int(near[0]))
     return indices
@@ -142,7 +150,7 @@ def test_approaches_are_once_per_death_regime_on_random_walks() -> None:
     for i, length in enumerate((400, 250, 37, 3)):
         series[f"S{i}"] = list(100 * np.exp(np.cumsum(rng.normal(0, 0.02, length))))
         dates[f"S{i}"] = list(start + np.arange(length))
-    analysis = an.analyse(panel_of(series, dates), Rule(3, 12))
+    analysis = analyse(panel_of(series, dates), Rule(3, 12))
     rows, columns = scan.approach_columns(analysis)
     expected = [
         (row, index) for row in range(len(series)) for index in approaching_indices(analysis, row)
@@ -166,18 +174,18 @@ def test_the_closed_form_of_approaches_is_the_step_run_session_by_session() -> N
         series[f"S{i}"] = list(100 * np.exp(np.cumsum(rng.normal(0, 0.02, length))))
         dates[f"S{i}"] = list(start + np.arange(length))
     for rule in (Rule(3, 12), Rule(5, 20, "ema")):
-        analysis = an.analyse(panel_of(series, dates), rule)
+        analysis = analyse(panel_of(series, dates), rule)
         s = analysis.signals
         rows, width = s.regime.shape
         armed = done = was_death = np.zeros(rows, dtype=bool)
         at = np.zeros((rows, width), dtype=bool)
         for column in range(width):
             death = s.regime[:, column] == -1
-            armed, done, at[:, column] = an.approach_step(
+            armed, done, at[:, column] = approach_step(
                 armed, done, was_death, death, s.gap_pct()[:, column]
             )
             was_death = death
-        found = an.approaches(s)
+        found = approaches(s)
         assert at.sum() > 10 and found.armed.any() and found.done.any()
         np.testing.assert_array_equal(found.at, at)
         np.testing.assert_array_equal(found.armed, armed)
@@ -192,6 +200,6 @@ def test_a_symbol_without_closes_matches_nothing() -> None:
         np.vstack([panel.closes, np.full(10, np.nan)]),
         np.vstack([panel.sessions, np.full(10, np.datetime64("NaT"), dtype="datetime64[D]")]),
     )
-    analysis = an.analyse(empty, Rule(2, 4))
+    analysis = analyse(empty, Rule(2, 4))
     for event in EVENTS:
         assert [m["symbol"] for m in vectorized_scan(analysis, event, 100)] in ([], ["X"])
