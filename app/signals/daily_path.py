@@ -135,6 +135,27 @@ def _shift(
     return replace(state, sessions=sessions, zigzag=kernel.ZigzagState(**zigzag_values), **changed)
 
 
+def _split(
+    state: kernel.DailyState, delta: IntArray, sessions: IntArray
+) -> list[kernel.DailyState]:
+    """Each row of ``state`` as a one-row state of its own, positions moved by ``delta``
+    and ``sessions`` seen (per row): :func:`_shift` of every row, moved all at once."""
+    every = np.arange(delta.size)
+    shifted = _shift(state, every, delta, state.sessions)
+    zigzag = {f.name: getattr(shifted.zigzag, f.name) for f in fields(shifted.zigzag)}
+    arrays = {
+        f.name: getattr(shifted, f.name)
+        for f in fields(shifted)
+        if isinstance(getattr(shifted, f.name), np.ndarray)
+    }
+    split = []
+    for row, seen in zip(every.tolist(), sessions.tolist(), strict=True):
+        own = kernel.ZigzagState(**{name: value[row : row + 1] for name, value in zigzag.items()})
+        rows = {name: value[row : row + 1] for name, value in arrays.items()}
+        split.append(replace(shifted, sessions=seen, zigzag=own, **rows))
+    return split
+
+
 def _concat(
     states: Sequence[kernel.DailyState], delta: IntArray, sessions: int
 ) -> kernel.DailyState:
@@ -290,10 +311,9 @@ def _advance(
             latest.regime == -1,
             latest.gap_pct,
         )
+        for row, own in enumerate(_split(after, -offsets, counts + 1)):
+            states[row][rule.key] = own
         for row, entry in enumerate(entries):
-            states[row][rule.key] = _shift(
-                after, np.array([row]), np.array([-offsets[row]]), entry.count + 1
-            )
             seen = entry.count + 1
             session, close = bars[row].session, float(bars[row].close)
             fast, slow = float(latest.fast_ma[row]), float(latest.slow_ma[row])
