@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -190,16 +190,29 @@ def _copy_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
         cursor.execute("DELETE FROM daily_bars_incoming")
 
 
-def _stored_rows(session: Session, writes: Sequence[BarWrite]) -> dict[str, dict[date, Row[Any]]]:
+# A stored bar's prices as upsert_many compares them: close, open, high, low, volume.
+_Prices = tuple[float, float | None, float | None, float | None, int | None]
+
+
+def _stored_rows(session: Session, writes: Sequence[BarWrite]) -> dict[str, dict[date, _Prices]]:
     """The stored rows each write may overlap, read per chunk of symbols whose bars
-    cover similar dates (a daily batch reads a few sessions per symbol, by index)."""
-    found: dict[str, dict[date, Row[Any]]] = {}
-    ordered = sorted(writes, key=lambda w: min(w.bars[0].session, w.bars[-1].session))
+    cover similar dates (a daily batch reads a few sessions per symbol, by index).
+    Straight from the driver's cursor: no SQLAlchemy row per stored row."""
+    found: dict[str, dict[date, _Prices]] = {}
+    spans = {}  # each write's first and last session (bars may come in either order)
+    for write in writes:
+        ends = (write.bars[0].session, write.bars[-1].session)
+        spans[write.symbol] = (min(ends), max(ends))
+    ordered = sorted(writes, key=lambda w: spans[w.symbol][0])
+    connection = session.connection()
+    dialect = connection.dialect
+    # SQLite hands sessions over as text: SQLAlchemy's own conversion makes them dates.
+    to_date = DailyBar.__table__.c.session.type.dialect_impl(dialect).result_processor(
+        dialect, None
+    )
     for start in range(0, len(ordered), _SYMBOLS_PER_QUERY):
         chunk = ordered[start : start + _SYMBOLS_PER_QUERY]
-        first = min(min(w.bars[0].session, w.bars[-1].session) for w in chunk)
-        last = max(max(w.bars[0].session, w.bars[-1].session) for w in chunk)
-        rows = session.execute(
+        result = connection.execute(
             select(
                 DailyBar.symbol,
                 DailyBar.session,
@@ -210,12 +223,16 @@ def _stored_rows(session: Session, writes: Sequence[BarWrite]) -> dict[str, dict
                 DailyBar.volume,
             ).where(
                 DailyBar.symbol.in_([w.symbol for w in chunk]),
-                DailyBar.session >= first,
-                DailyBar.session <= last,
+                DailyBar.session >= min(spans[w.symbol][0] for w in chunk),
+                DailyBar.session <= max(spans[w.symbol][1] for w in chunk),
             )
         )
-        for row in rows:
-            found.setdefault(row.symbol, {})[row.session] = row
+        rows: Sequence[tuple[str, Any, float, float | None, float | None, float | None, int | None]]
+        rows = result.cursor.fetchall()
+        result.close()
+        for symbol, day, close, open_, high, low, volume in rows:
+            stored = cast(date, day if to_date is None else to_date(day))
+            found.setdefault(symbol, {})[stored] = (close, open_, high, low, volume)
     return found
 
 
@@ -234,11 +251,12 @@ def bump_versions(session: Session, symbols: Sequence[str]) -> dict[str, int]:
     return versions
 
 
-def _same(old: Row[Any], bar: Bar, volume: int | None) -> bool:
+def _same(old: _Prices, bar: Bar, volume: int | None) -> bool:
+    close, open_, high, low, stored_volume = old
     return bool(
-        old.close == bar.close
-        and old.open == bar.open
-        and old.high == bar.high
-        and old.low == bar.low
-        and old.volume == volume
+        close == bar.close
+        and open_ == bar.open
+        and high == bar.high
+        and low == bar.low
+        and stored_volume == volume
     )
