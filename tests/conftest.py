@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 from app.db.engine import Database
 from app.db.migrate import upgrade
@@ -21,7 +21,17 @@ from app.settings import Settings, load_settings
 from tests.support import realdata
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("CROSSWATCH_TEST_DATABASE_URL")
+GIVEN_PG_URL = os.environ.get("CROSSWATCH_TEST_DATABASE_URL")
+# Under pytest-xdist (scripts/test) each worker has a database of its own, named after the
+# given one and the worker ("crosswatch_test_gw0"), created on the same server.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+PG_URL = (
+    GIVEN_PG_URL
+    if GIVEN_PG_URL is None or WORKER is None
+    else make_url(GIVEN_PG_URL)
+    .set(database=f"{make_url(GIVEN_PG_URL).database}_{WORKER}")
+    .render_as_string(False)
+)
 FIXED_NOW = datetime(2026, 8, 24, 12, 0, tzinfo=UTC)
 
 
@@ -44,13 +54,33 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _pg_migrated() -> str | None:
+def _pg_migrated() -> Iterator[str | None]:
     if PG_URL is None:
-        return None
+        yield None
+        return
+    own = PG_URL != GIVEN_PG_URL
+    if own:
+        _worker_database(create=True)
     db = Database(PG_URL)
     upgrade(db.engine)
     db.dispose()
-    return PG_URL
+    yield PG_URL
+    if own:
+        _worker_database(create=False)
+
+
+def _worker_database(*, create: bool) -> None:
+    """Drop this worker's database (and create it afresh), through the given one."""
+    assert GIVEN_PG_URL is not None and PG_URL is not None
+    name = make_url(PG_URL).database
+    admin = create_engine(GIVEN_PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if create:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture
