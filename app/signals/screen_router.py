@@ -13,17 +13,15 @@ from fastapi.responses import Response
 from app.errors import InvalidInput
 from app.signals import repository, service
 from app.signals import screen as screen_arrays
+from app.signals.event_schemas import EventOut, EventPage, ScanResult
 from app.signals.router import Fast, Kind, Slow, UniverseName, book_of, query_rule
 from app.signals.schemas import (
     BreadthResult,
     Comparison,
-    EventOut,
-    EventPage,
     EventType,
     IsoDate,
     Regime,
     ScanEvent,
-    ScanResult,
     ScreenResult,
     ScreenSort,
     StoredText,

@@ -19,8 +19,8 @@ from app.market.bars import Bar
 from app.market.providers import RetryPolicy, build_chain
 from app.market.service import seed_bars
 from app.settings import Settings
+from app.signals.event_schemas import EventPage
 from app.signals.models import Event
-from app.signals.schemas import EventPage
 from tests.jobs.test_daily_brief import panel_loads
 from tests.support.yahoo import YahooFake, at_new_york
 
