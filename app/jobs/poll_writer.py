@@ -18,6 +18,7 @@ from app.jobs.watch.settle import settle_watches
 from app.market import polls
 from app.market.polls import SymbolOutcome
 from app.market.progress import PollProgress, save_progress
+from app.signals import daily_brief
 from app.signals import events as signal_events
 from app.webhooks.callbacks import Enqueue, RulesOf
 
@@ -62,7 +63,7 @@ class PollWriter:
         with self.db.transaction() as session:
             status = polls.finish_run(session, run_id, outcomes, now=self.clock())
             if brief is not None:
-                event = signal_events.record_daily_brief(
+                event = daily_brief.record_daily_brief(
                     session, brief.signals, text=brief.text, now=brief.now, live=brief.live
                 )
                 if event is not None and self.enqueue is not None:
@@ -92,8 +93,8 @@ class PollWriter:
         committed, so the read sees all they wrote)."""
         now = self.clock()
         with self.db.transaction(write=False) as session:
-            signals = signal_events.brief_signals(session, self.carried, now=now)
-            text = signal_events.daily_brief_text(session, signals, now=now)
+            signals = daily_brief.brief_signals(session, self.carried, now=now)
+            text = daily_brief.daily_brief_text(session, signals, now=now)
         return _Brief(signals, text, now, live)
 
     def record_failure(self, run_id: int, outcome: SymbolOutcome) -> SymbolOutcome:

@@ -11,7 +11,7 @@ from app.api.app import create_app
 from app.db.engine import Database
 from app.jobs import ingest
 from app.settings import Settings
-from app.signals import events as signal_events
+from app.signals import daily_brief
 from app.signals.models import Event, event_id
 from tests.status.dom import parse
 
@@ -23,11 +23,11 @@ def test_the_status_page_shows_the_newest_brief(db: Database, settings: Settings
     with TestClient(create_app(settings, db=db, clock=lambda: NOW)) as client:
         assert 'id="brief"' not in client.get("/status").text  # no brief yet
         with db.transaction() as session:
-            signals = signal_events.brief_signals(session, None, now=NOW)
-            stored = signal_events.record_daily_brief(
+            signals = daily_brief.brief_signals(session, None, now=NOW)
+            stored = daily_brief.record_daily_brief(
                 session,
                 signals,
-                text=signal_events.daily_brief_text(session, signals, now=NOW),
+                text=daily_brief.daily_brief_text(session, signals, now=NOW),
                 now=NOW,
                 live=False,
             )

@@ -42,6 +42,7 @@ from app.jobs.watch.watchlist import Candidate
 from app.market import repository as market
 from app.market.providers.yahoo import LiveQuote
 from app.settings import load_settings
+from app.signals import daily_brief
 from app.signals import events as signal_events
 from app.signals import service as signal_service
 from app.signals.analysis import DEFAULT_RULE
@@ -93,10 +94,10 @@ def _store_brief_and_retraction(db: Database) -> None:
     rechecking a cross the closes do not imply (as after a revision of the closes)."""
     with db.transaction() as session:
         signals = signal_service.all_signals(signal_service.SignalBook(), session, NOW)
-        assert signal_events.record_daily_brief(
+        assert daily_brief.record_daily_brief(
             session,
             signals,
-            text=signal_events.daily_brief_text(session, signals, now=NOW),
+            text=daily_brief.daily_brief_text(session, signals, now=NOW),
             now=NOW,
             live=False,
         )
