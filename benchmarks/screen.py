@@ -10,7 +10,7 @@ sessions' volumes (5% missing), so ``service.scan``, ``service.screen`` and
 are medians of ``--runs`` runs after one first run (which builds the per-snapshot
 arrays: newest events, the calendar, 252-session highs and lows; reported apart).
 The baseline, side by side, is the per-symbol scan the service ran before
-(``analysis.facts_of`` over every symbol's history), timed once.
+(``facts.facts_of`` over every symbol's history), timed once.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from app.market import calendar, repository
 from app.market.models import DailyBar
 from app.signals import screen as screen_arrays
 from app.signals import service
-from app.signals.analysis import DEFAULT_RULE, Analysis, analyse, facts_of
+from app.signals.analysis import DEFAULT_RULE, Analysis, analyse
+from app.signals.facts import facts_of
 
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
 STORED_SESSIONS = 60

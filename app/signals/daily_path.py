@@ -5,11 +5,11 @@ Pure (no database): :func:`seed` takes the state out of a full-history analysis,
 :func:`step` advances it by the sessions a write appended and returns the facts those
 sessions imply. The work per session is the kernel's :func:`~app.signals.kernel.advance`
 over the newest ``slow`` closes of all the symbols at once: it does not grow with the
-history. The facts are exactly those :func:`app.signals.analysis.facts_of` finds on the
+history. The facts are exactly those :func:`app.signals.facts.facts_of` finds on the
 same sessions of the full history: the kernel's daily path reproduces the full
 recompute bit for bit, and the rest is carried here:
 
-- the ``cross_approaching`` state of :func:`app.signals.analysis.approach_step` (the
+- the ``cross_approaching`` state of :func:`app.signals.approach.approach_step` (the
   rule, shared with the full path) as two flags per rule, *armed* and *done*;
 - the date and close of each session the zigzag state points at (a turn's extreme
   may lie years back), and the previous turn's extreme close (its ``change_pct``);
@@ -38,17 +38,13 @@ from app.signals.analysis import (
     REGIMES,
     TURN_TYPES,
     Analysis,
-    Fact,
     Rule,
-    approach_fact,
-    approach_step,
-    approach_trigger,
-    cross_fact,
     num,
     pct,
     signals_of,
-    turn_fact,
 )
+from app.signals.approach import approach_step
+from app.signals.facts import Fact, approach_fact, approach_trigger, cross_fact, turn_fact
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

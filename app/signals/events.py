@@ -21,15 +21,8 @@ from app.market import repository as market
 from app.market.bars import Bar
 from app.market.columns import BarColumns
 from app.signals import daily_path, repository
-from app.signals.analysis import (
-    DEFAULT_RULE,
-    DEFAULT_TURNS,
-    Analysis,
-    Fact,
-    Rule,
-    analyse,
-    facts_of,
-)
+from app.signals.analysis import DEFAULT_RULE, DEFAULT_TURNS, Analysis, Rule, analyse
+from app.signals.facts import Fact, facts_of
 from app.signals.models import Event, event_id
 
 log = logging.getLogger("crosswatch.events")

@@ -1,7 +1,7 @@
 """The newest event of each type per symbol, from an :class:`Analysis`'s arrays.
 
 Pure and vectorized: one pass over the kernel's matrices finds, for every row and every
-event type, the column of its newest event (the last :func:`analysis.facts_of` fact of
+event type, the column of its newest event (the last :func:`facts.facts_of` fact of
 that type). A scan is then a comparison of those columns with the window, and only the
 matching rows are turned into records. Columns are panel columns: ``sessions_ago`` of
 column ``c`` is ``width - 1 - c`` (rows are right-aligned).
@@ -17,16 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from app.signals import kernel
-from app.signals.analysis import (
-    CROSS_TYPES,
-    Analysis,
-    Fact,
-    approach_fact,
-    approach_trigger,
-    cross_fact,
-    num,
-    turn_fact,
-)
+from app.signals.analysis import CROSS_TYPES, Analysis, num
+from app.signals.facts import Fact, approach_fact, approach_trigger, cross_fact, turn_fact
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

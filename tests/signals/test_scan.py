@@ -1,4 +1,4 @@
-"""The vectorized scan against the per-symbol path it replaced (``analysis.facts_of`` per
+"""The vectorized scan against the per-symbol path it replaced (``facts.facts_of`` per
 symbol over its whole history), on the real seed series and on hand-made closes."""
 
 from __future__ import annotations
@@ -11,16 +11,9 @@ import pytest
 from app.market.repository import ClosePanel
 from app.market.service import read_csv_file
 from app.signals import scan
-from app.signals.analysis import (
-    APPROACH_GAP_PCT,
-    Analysis,
-    Fact,
-    Rule,
-    analyse,
-    approach_step,
-    approaches,
-    facts_of,
-)
+from app.signals.analysis import Analysis, Rule, analyse
+from app.signals.approach import APPROACH_GAP_PCT, approach_step, approaches
+from app.signals.facts import Fact, facts_of
 from tests.conftest import data_file
 
 SEED = {"^GSPC": "gspc_daily.csv", "^IXIC": "ixic_daily.csv", "^RUT": "rut_daily.csv"}
