@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/screen.py [--symbols N] [--runs R]``.
 The closes (seeded random walks; one symbol in ten with a shorter history) are built in
 memory and analysed once, as the ``SignalBook`` snapshot would be; the book is handed
 that snapshot for a temporary SQLite store that holds the symbols and their newest 60
-sessions' volumes (5% missing), so ``service.scan``, ``service.screen`` and
+sessions' volumes (5% missing), so ``service.scan``, ``screening.screen`` and
 ``service.breadth`` run exactly as the routes call them, store reads included. Times
 are medians of ``--runs`` runs after one first run (which builds the per-snapshot
 arrays: newest events, the calendar, 252-session highs and lows; reported apart).
@@ -35,8 +35,9 @@ from app.db.migrate import upgrade
 from app.market import calendar, repository
 from app.market.models import DailyBar
 from app.signals import screen as screen_arrays
-from app.signals import service
+from app.signals import screening, service
 from app.signals.analysis import DEFAULT_RULE, Analysis, analyse
+from app.signals.book import SignalBook, Snapshot
 from app.signals.facts import facts_of
 
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
@@ -135,9 +136,9 @@ def main() -> None:
         fill_store(db, panel, seed=11)
         took = time.perf_counter() - start
         print(f"  store: symbols + {STORED_SESSIONS} sessions of volume  {took:6.2f} s")
-        book = service.SignalBook()
+        book = SignalBook()
         with db.transaction(write=False) as session:
-            book._snapshot = service.Snapshot(  # the analysis above, for this store's data
+            book._snapshot = Snapshot(  # the analysis above, for this store's data
                 fingerprint=repository.data_versions(session), analysis=analysis, provenance={}
             )
             assert book.snapshot(session).analysis is analysis
@@ -145,19 +146,19 @@ def main() -> None:
             def scan() -> dict[str, Any]:
                 return service.scan(book, session, "golden_cross", 10, None)
 
-            screen_query = service.ScreenQuery(
+            screen_query = screening.ScreenQuery(
                 filters=screen_arrays.Filters(regime="golden", max_trigger_distance_pct=5.0),
                 sort="-return_pct",
             )
-            volume_query = service.ScreenQuery(
+            volume_query = screening.ScreenQuery(
                 filters=screen_arrays.Filters(min_relative_volume=1.5), sort="-relative_volume"
             )
 
             def screen() -> dict[str, Any]:
-                return service.screen(book, session, screen_query)
+                return screening.screen(book, session, screen_query)
 
             def screen_volume() -> dict[str, Any]:
-                return service.screen(book, session, volume_query)
+                return screening.screen(book, session, volume_query)
 
             def breadth() -> dict[str, Any]:
                 return service.breadth(book, session, DEFAULT_RULE, None, None, None)

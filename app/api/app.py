@@ -27,9 +27,9 @@ from app.market import router as market_router
 from app.settings import Settings, get_settings
 from app.signals import brief_router, screen_router
 from app.signals import router as signals_router
+from app.signals.book import SignalBook
 from app.signals.fastpath import CachedSignals
 from app.signals.fastpath import warm as warm_signals
-from app.signals.service import SignalBook
 from app.status import health
 from app.status import metrics as status_metrics
 from app.status import router as status_router

@@ -10,7 +10,8 @@ import typer
 
 from app.cli.root import fail, quiet_read
 from app.clock import system_clock
-from app.signals import brief, service
+from app.signals import brief
+from app.signals.book import SignalBook
 from app.signals.schemas import ISO_DATE
 
 FORMATS = ("markdown", "json")
@@ -42,7 +43,7 @@ def brief_command(
         raise fail(f"format must be markdown or json, not {output!r}")
     asked = None if session is None else _day(session)
     with quiet_read() as store:
-        book = service.SignalBook()
+        book = SignalBook()
         if asked is None:
             day = brief.newest_session(book, store)
         else:

@@ -12,7 +12,8 @@ import typer
 from app.cli.root import fail, quiet_read, store
 from app.clock import system_clock
 from app.signals import screen as screen_arrays
-from app.signals import service
+from app.signals import screening, service
+from app.signals.book import SignalBook
 from app.signals.schemas import ScreenResult
 
 EVENTS = ("golden_cross", "death_cross", "peak", "trough", "cross_approaching")
@@ -73,7 +74,7 @@ def screen(
     chosen_regime: Literal["golden", "death"] | None = (
         "golden" if regime == "golden" else "death" if regime == "death" else None
     )
-    query = service.ScreenQuery(
+    query = screening.ScreenQuery(
         filters=screen_arrays.Filters(
             regime=chosen_regime,
             max_flat_sessions_to_cross=max_flat_sessions_to_cross,
@@ -93,7 +94,7 @@ def screen(
     )
     asked = [service.normalise(s) for s in symbols.split(",") if s.strip()] if symbols else None
     with quiet_read() as session:
-        result = service.screen(service.SignalBook(), session, query, asked, universe)
+        result = screening.screen(SignalBook(), session, query, asked, universe)
     if as_json:
         typer.echo(ScreenResult.model_validate(result).model_dump_json())
     elif as_csv:

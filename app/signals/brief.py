@@ -28,8 +28,9 @@ from app.market import universes
 from app.market.repository import ClosePanel
 from app.settings import DEFAULT_SYMBOLS
 from app.signals import screen as screen_arrays
-from app.signals import service
+from app.signals import screening, service
 from app.signals.analysis import DEFAULT_RULE, analyse
+from app.signals.book import SignalBook, Snapshot, chosen_rows
 from app.signals.schemas import (
     BreadthRow,
     CrossRef,
@@ -109,14 +110,14 @@ def _index_order(symbol: str) -> tuple[int, str]:
     return len(DEFAULT_SYMBOLS), symbol
 
 
-class _CutBook(service.SignalBook):
+class _CutBook(SignalBook):
     """A signal book that always serves one snapshot: the data cut at a session."""
 
-    def __init__(self, snapshot: service.Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self._fixed = snapshot
 
-    def snapshot(self, session: Session) -> service.Snapshot:
+    def snapshot(self, session: Session) -> Snapshot:
         return self._fixed
 
 
@@ -158,14 +159,12 @@ def cut_panel(panel: ClosePanel, day: date) -> ClosePanel:
 
 # Per book: the data version and session of the cuts kept, and the cuts by their rows.
 _cuts: WeakKeyDictionary[
-    service.SignalBook, tuple[dict[str, int], date, dict[tuple[str, ...], service.SignalBook]]
+    SignalBook, tuple[dict[str, int], date, dict[tuple[str, ...], SignalBook]]
 ] = WeakKeyDictionary()
 _cuts_lock = threading.Lock()
 
 
-def book_as_of(
-    book: service.SignalBook, session: Session, day: date, symbols: Sequence[str]
-) -> service.SignalBook:
+def book_as_of(book: SignalBook, session: Session, day: date, symbols: Sequence[str]) -> SignalBook:
     """``book`` as it was after the close of ``day``, for ``symbols``: itself when
     ``day`` is its newest session, else a book over the rows of ``symbols`` cut at
     ``day``, as wide as their own histories. Each cut is one analysis of those rows
@@ -189,7 +188,7 @@ def book_as_of(
             start = panel.closes.shape[1] - int(snap.analysis.lengths[rows].max(initial=0))
             chosen = ClosePanel(list(key), panel.closes[rows, start:], panel.sessions[rows, start:])
             dated = _CutBook(
-                service.Snapshot(
+                Snapshot(
                     fingerprint=snap.fingerprint,
                     analysis=analyse(cut_panel(chosen, day)),
                     provenance=snap.provenance,
@@ -199,7 +198,7 @@ def book_as_of(
         return dated
 
 
-def newest_session(book: service.SignalBook, session: Session) -> date:
+def newest_session(book: SignalBook, session: Session) -> date:
     """The newest session any tracked symbol has a close for (404 without closes)."""
     sessions = book.snapshot(session).calendar.sessions
     if not sessions.size:
@@ -208,7 +207,7 @@ def newest_session(book: service.SignalBook, session: Session) -> date:
     return newest
 
 
-def check_session(book: service.SignalBook, session: Session, day: date) -> None:
+def check_session(book: SignalBook, session: Session, day: date) -> None:
     """404 unless some tracked symbol has a close on ``day``."""
     sessions = book.snapshot(session).calendar.sessions
     at = int(np.searchsorted(sessions, np.datetime64(day)))
@@ -217,7 +216,7 @@ def check_session(book: service.SignalBook, session: Session, day: date) -> None
 
 
 def build(
-    book: service.SignalBook,
+    book: SignalBook,
     session: Session,
     day: date,
     now: datetime,
@@ -262,23 +261,21 @@ def indices_markdown(session: Session, day: date, now: datetime) -> str:
     indices only (a few symbols), whatever the number of other symbols."""
     symbols = [symbol for symbol in market.tracked_symbols(session) if is_index(symbol)]
     analysis = analyse(market.load_panel(session, symbols))
-    book = _CutBook(service.Snapshot(fingerprint={}, analysis=analysis, provenance={}))
+    book = _CutBook(Snapshot(fingerprint={}, analysis=analysis, provenance={}))
     return markdown(build(book, session, day, now, with_universes=False))
 
 
-def _has_bars(book: service.SignalBook, session: Session, symbol: str) -> bool:
+def _has_bars(book: SignalBook, session: Session, symbol: str) -> bool:
     snap = book.snapshot(session)
     return bool(snap.analysis.lengths[snap.row(symbol)] > 0)
 
 
-def _index(
-    book: service.SignalBook, session: Session, symbol: str, day: date, now: datetime
-) -> BriefIndex:
+def _index(book: SignalBook, session: Session, symbol: str, day: date, now: datetime) -> BriefIndex:
     signal = service.one_signal(book, session, symbol, DEFAULT_RULE, now)
-    (row,) = service.screen(
+    (row,) = screening.screen(
         book,
         session,
-        service.ScreenQuery(
+        screening.ScreenQuery(
             filters=screen_arrays.Filters(return_sessions=RETURN_SESSIONS), limit=1
         ),
         [symbol],
@@ -307,13 +304,13 @@ LONG_HISTORY = 4
 
 
 def _universe(
-    book: service.SignalBook, session: Session, name: str | None, day: date, top: int
+    book: SignalBook, session: Session, name: str | None, day: date, top: int
 ) -> BriefUniverse:
     """``name``'s section: breadth is causal, so the whole book's row of ``day`` is the
     one served then; the screen runs on the members cut at ``day``."""
     rows = service.breadth(book, session, DEFAULT_RULE, name, day, day)["rows"]
     snap = book.snapshot(session)
-    chosen = service.chosen_rows(snap, session, None, name)
+    chosen = chosen_rows(snap, session, None, name)
     sessions = snap.calendar.sessions
     if sessions.size and np.datetime64(day) >= sessions[-1]:
         books = [book]
@@ -321,9 +318,9 @@ def _universe(
         books = [book_as_of(book, session, day, group) for group in _groups(snap, chosen, day)]
 
     def screened(filters: screen_arrays.Filters, sort: str) -> list[ScreenRow]:
-        query = service.ScreenQuery(filters=filters, sort=sort, limit=top)
+        query = screening.ScreenQuery(filters=filters, sort=sort, limit=top)
         found = [
-            row for b in books for row in service.screen(b, session, query, None, name)["rows"]
+            row for b in books for row in screening.screen(b, session, query, None, name)["rows"]
         ]
         if len(books) > 1:  # each group's top rows, merged in the screen's order
             found = sorted(found, key=lambda row: _screen_order(row, sort))[:top]
@@ -342,7 +339,7 @@ def _universe(
     )
 
 
-def _groups(snap: service.Snapshot, rows: npt.NDArray[np.int64], day: date) -> list[list[str]]:
+def _groups(snap: Snapshot, rows: npt.NDArray[np.int64], day: date) -> list[list[str]]:
     """``rows``' symbols, those with a history by ``day`` over :data:`LONG_HISTORY`
     times the median's apart: a cut is as wide as its longest row, so a few indices of
     a century would otherwise widen thousands of short rows."""
@@ -355,7 +352,7 @@ def _groups(snap: service.Snapshot, rows: npt.NDArray[np.int64], day: date) -> l
     return [group for group in groups if group]
 
 
-def _kept(snap: service.Snapshot, rows: npt.NDArray[np.int64], day: date) -> npt.NDArray[np.int64]:
+def _kept(snap: Snapshot, rows: npt.NDArray[np.int64], day: date) -> npt.NDArray[np.int64]:
     """Closes of each of ``rows`` up to ``day``, from the calendar (a row whose sessions
     have a gap is counted on its own cells)."""
     cal = snap.calendar

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.signals import brief, service
+from app.signals import brief
+from app.signals.book import SignalBook
 from app.signals.schemas import IsoDate
 from app.web.deps import ReadUnit, ServicesDep
 from app.web.problems import problem_responses
@@ -43,7 +44,7 @@ def get_brief(
     """Each index's close, change, year-to-date return, regime, gap, cross watch,
     drawdown and last trough; each universe's breadth and top screen rows. As of
     ``session``: the data up to and including it."""
-    book: service.SignalBook = request.app.state.signal_book
+    book: SignalBook = request.app.state.signal_book
     with unit.begin() as db_session:
         if session is None:
             day = brief.newest_session(book, db_session)

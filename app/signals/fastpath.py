@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.db.engine import Database
 from app.signals import service
 from app.signals.analysis import DEFAULT_RULE
+from app.signals.book import SignalBook
 from app.signals.router import list_key, signal_key
 from app.signals.router import router as signals_router
 from app.signals.schemas import SignalList
@@ -63,7 +64,7 @@ class CachedSignals:
         path: str = scope["path"]
         app = scope.get("app")
         state = getattr(app, "state", None)
-        book: service.SignalBook | None = getattr(state, "signal_book", None)
+        book: SignalBook | None = getattr(state, "signal_book", None)
         services = getattr(state, "services", None)
         if book is None or services is None:
             return None
@@ -92,7 +93,7 @@ class CachedSignals:
         return self._routes.get(LIST_PATH if path == LIST_PATH else ONE_TEMPLATE)
 
 
-def warm(book: service.SignalBook, db: Database, now: datetime) -> None:
+def warm(book: SignalBook, db: Database, now: datetime) -> None:
     """Compute ``book``'s snapshot and render the ``/v1/signals`` body into it, as the
     route renders it, then breadth's arrays: the serving process does this before it
     says it is ready."""

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.signals import service
+from app.signals.book import SignalBook
 
 COLUMNS = (
     "symbol",
@@ -54,7 +55,7 @@ def _row(signal: dict[str, Any]) -> list[str]:
 def print_signals(
     session: Session, symbols: Sequence[str], *, as_json: bool, now: datetime
 ) -> None:
-    book = service.SignalBook()
+    book = SignalBook()
     signals = service.all_signals(book, session, now)
     if symbols:
         wanted = [service.normalise(s) for s in symbols]

@@ -22,6 +22,7 @@ from app.market import repository as market
 from app.market.csvfile import format_bars
 from app.signals import service
 from app.signals.analysis import DEFAULT_RULE, Rule, TurnRule
+from app.signals.book import SignalBook
 from app.signals.schemas import (
     BarList,
     CrossList,
@@ -53,8 +54,8 @@ def query_rule(fast: int, slow: int, kind: Literal["sma", "ema"]) -> Rule:
     return Rule(fast, slow, kind)
 
 
-def book_of(request: Request) -> service.SignalBook:
-    book: service.SignalBook = request.app.state.signal_book
+def book_of(request: Request) -> SignalBook:
+    book: SignalBook = request.app.state.signal_book
     return book
 
 
@@ -87,7 +88,7 @@ class _Render:
 
 _tickets = itertools.count()
 #: Each book's render under way, if any (see ``_render``).
-_rendering: WeakKeyDictionary[service.SignalBook, _Render] = WeakKeyDictionary()
+_rendering: WeakKeyDictionary[SignalBook, _Render] = WeakKeyDictionary()
 
 
 async def _render(
@@ -122,12 +123,12 @@ async def _render(
         mine.done.set()
 
 
-def list_key(book: service.SignalBook, now: datetime) -> Hashable:
+def list_key(book: SignalBook, now: datetime) -> Hashable:
     """The cache key of the ``/v1/signals`` body at ``now``."""
     return ("signals", book.expected_session(now))
 
 
-def signal_key(book: service.SignalBook, now: datetime, name: str, rule: Rule) -> Hashable:
+def signal_key(book: SignalBook, now: datetime, name: str, rule: Rule) -> Hashable:
     """The cache key of the ``/v1/signals/{symbol}`` body at ``now``."""
     return ("signal", name, book.expected_session(now), rule)
 

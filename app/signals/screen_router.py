@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.errors import InvalidInput
-from app.signals import repository, service
+from app.signals import repository, screening, service
 from app.signals import screen as screen_arrays
 from app.signals.event_schemas import EventOut, EventPage, ScanResult
 from app.signals.router import Fast, Kind, Slow, UniverseName, book_of, query_rule
@@ -143,7 +143,7 @@ def screen(
     sort: Annotated[ScreenSort | None, Query(description="A figure; `-name` descending")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 50,
 ) -> ScreenResult | Response:
-    query = service.ScreenQuery(
+    query = screening.ScreenQuery(
         filters=screen_arrays.Filters(
             regime=regime,
             max_flat_sessions_to_cross=max_flat_sessions_to_cross,
@@ -163,7 +163,7 @@ def screen(
     )
     asked = _symbols(symbols) or None
     with unit.begin() as session:
-        result = service.screen(book_of(request), session, query, asked, universe)
+        result = screening.screen(book_of(request), session, query, asked, universe)
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
             screen_arrays.csv_text(result["rows"]),

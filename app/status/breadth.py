@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from app.market import universes
 from app.signals import breadth
 from app.signals.analysis import DEFAULT_RULE
+from app.signals.book import SignalBook
 from app.signals.schemas import BreadthRow
-from app.signals.service import SignalBook, breadth_series
+from app.signals.service import breadth_series
 from app.status.chart import CHART_SESSIONS, BreadthSeries
 from app.status.schemas import BreadthCard
 

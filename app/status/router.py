@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel
 
-from app.signals.service import SignalBook
+from app.signals.book import SignalBook
 from app.status import metrics, page, service
 from app.status.health import readiness_problem
 from app.status.schemas import StatusReport

@@ -22,7 +22,8 @@ from app.market import calendar, polls
 from app.market.progress import RUNNING_POLLS, stored_progress
 from app.settings import Settings
 from app.signals.analysis import CROSS_TYPES
-from app.signals.service import SignalBook, Snapshot, all_signals
+from app.signals.book import SignalBook, Snapshot
+from app.signals.service import all_signals
 from app.status import breadth, components, repository
 from app.status.brief import BriefCard
 from app.status.brief import newest as newest_brief

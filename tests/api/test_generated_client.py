@@ -46,6 +46,7 @@ from app.signals import daily_brief
 from app.signals import events as signal_events
 from app.signals import service as signal_service
 from app.signals.analysis import DEFAULT_RULE
+from app.signals.book import SignalBook
 from app.signals.models import Event, event_id
 from app.signals.repository import insert_new
 from app.signals.schemas import EventType
@@ -93,7 +94,7 @@ def _store_brief_and_retraction(db: Database) -> None:
     """A ``daily_brief`` as a poll writes it, and a ``retracted`` event from detection
     rechecking a cross the closes do not imply (as after a revision of the closes)."""
     with db.transaction() as session:
-        signals = signal_service.all_signals(signal_service.SignalBook(), session, NOW)
+        signals = signal_service.all_signals(SignalBook(), session, NOW)
         assert daily_brief.record_daily_brief(
             session,
             signals,

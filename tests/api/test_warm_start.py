@@ -15,8 +15,8 @@ from app.db.engine import Database
 from app.jobs import ingest
 from app.market import repository
 from app.settings import Settings, load_settings
+from app.signals.book import SignalBook, Snapshot
 from app.signals.router import list_key
-from app.signals.service import SignalBook, Snapshot
 from tests.conftest import data_file, fixed_clock
 
 

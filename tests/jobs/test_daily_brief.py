@@ -25,6 +25,7 @@ from app.market.providers import RetryPolicy, build_chain
 from app.market.service import read_csv_file
 from app.settings import Settings
 from app.signals import service as signal_service
+from app.signals.book import SignalBook
 from app.signals.models import Event
 from tests.conftest import data_file
 from tests.support.yahoo import YahooFake, at_new_york
@@ -87,7 +88,7 @@ def _brief(db: Database, day: date) -> list[dict[str, Any]]:
 def _book_lines(db: Database, clock: Clock) -> list[dict[str, Any]]:
     """The brief's fields of every signal as a fresh signal book computes them."""
     with db.transaction(write=False) as session:
-        signals = signal_service.all_signals(signal_service.SignalBook(), session, clock())
+        signals = signal_service.all_signals(SignalBook(), session, clock())
     return [
         {
             name: signal[name].isoformat() if name == "session" else signal[name]

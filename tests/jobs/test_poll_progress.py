@@ -14,7 +14,7 @@ from app.jobs.runtime import poller
 from app.market.models import PollRun
 from app.market.progress import RUNNING_POLLS, PollProgress, stored_progress
 from app.settings import Settings, load_settings
-from app.signals.service import SignalBook
+from app.signals.book import SignalBook
 from app.status.service import gather
 
 NOW = datetime(2025, 4, 8, 23, 0, tzinfo=UTC)

@@ -10,13 +10,14 @@ from app.jobs import ingest
 from app.market import universes
 from app.signals import breadth, service
 from app.signals.analysis import Rule
+from app.signals.book import SignalBook
 from app.signals.fastpath import warm
 from tests.conftest import fixed_clock
 
 
 def test_warming_builds_the_breadth_arrays_before_any_request(db: Database) -> None:
     ingest.seed(db, ["^RUT", "^GSPC"], clock=fixed_clock)
-    book = service.SignalBook()
+    book = SignalBook()
     warm(book, db, fixed_clock())
     with db.transaction(write=False) as session:
         snapshot = book.snapshot(session)
@@ -30,7 +31,7 @@ def test_warming_builds_the_breadth_arrays_before_any_request(db: Database) -> N
 
 def test_newest_breadth_is_the_last_row_of_the_route(db: Database) -> None:
     ingest.seed(db, ["^RUT", "^GSPC"], clock=fixed_clock)
-    book = service.SignalBook()
+    book = SignalBook()
     with db.transaction(write=False) as session:
         every = service.breadth(book, session, service.DEFAULT_RULE, None, None, None)
         newest = service.newest_breadth(book, session, None)
@@ -40,7 +41,7 @@ def test_newest_breadth_is_the_last_row_of_the_route(db: Database) -> None:
 
 def test_breadth_is_kept_per_rule_and_members_until_the_data_changes(db: Database) -> None:
     ingest.seed(db, ["^RUT", "^GSPC"], clock=fixed_clock)
-    book = service.SignalBook()
+    book = SignalBook()
     rule = service.DEFAULT_RULE
     with db.transaction() as session:
         universes.replace(session, "one", ["^RUT"], now=fixed_clock())

@@ -24,6 +24,7 @@ from app.market.repository import readers
 from app.market.service import read_csv_file
 from app.settings import Settings
 from app.signals import service
+from app.signals.book import RECHECK_SECONDS, SignalBook
 from app.signals.schemas import SignalList
 from tests.conftest import data_file
 
@@ -64,7 +65,7 @@ def ticks() -> Ticks:
 def client(store: Database, settings: Settings, ticks: Ticks) -> Iterator[TestClient]:
     app = create_app(settings, clock=lambda: NOW)
     with TestClient(app) as test_client:
-        app.state.signal_book = service.SignalBook(monotonic=ticks)
+        app.state.signal_book = SignalBook(monotonic=ticks)
         yield test_client
 
 
@@ -91,10 +92,10 @@ def test_the_body_is_what_the_schema_renders_and_is_rendered_once(
 ) -> None:
     first = client.get("/v1/signals")
     assert first.headers["content-type"] == "application/json"
-    book: service.SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
+    book: SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
     with store.transaction(write=False) as session:
         expected = SignalList.model_validate(
-            {"signals": service.all_signals(service.SignalBook(), session, NOW)}
+            {"signals": service.all_signals(SignalBook(), session, NOW)}
         ).model_dump(mode="json")
     assert first.json() == expected
     assert first.json()["signals"][0]["session"] == "2026-08-20"
@@ -113,7 +114,7 @@ def test_a_write_elsewhere_is_seen_after_the_recheck_interval(
     # Within the interval the cached body is served without asking the store.
     assert client.get("/v1/signals").json()["signals"][0] == before
     assert client.get("/v1/signals/%5ERUT").json() == one_before
-    ticks.now += service.RECHECK_SECONDS + 0.01
+    ticks.now += RECHECK_SECONDS + 0.01
     after = client.get("/v1/signals").json()["signals"][0]
     assert (after["session"], after["close"]) == ("2026-08-21", 2300.0)
     assert client.get("/v1/signals/%5ERUT").json()["close"] == 2300.0
@@ -136,7 +137,7 @@ def test_cached_reads_do_not_touch_the_store(client: TestClient, ticks: Ticks) -
         assert client.get("/v1/signals").status_code == 200
         assert client.get("/v1/signals/%5ERUT").status_code == 200
     assert statements == []
-    ticks.now += service.RECHECK_SECONDS + 0.01
+    ticks.now += RECHECK_SECONDS + 0.01
     client.get("/v1/signals")
     # One look at the data versions, no reload: the data did not change.
     queries = [sql for sql in statements if sql != "BEGIN"]
@@ -160,13 +161,13 @@ def test_one_request_verifies_while_the_others_keep_the_verified_body(
     to the store; until it is done (at most another interval) the rest are served the
     verified body. A write in this process still hides it from everyone at once."""
     body = client.get("/v1/signals").content
-    book: service.SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
+    book: SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
     key = ("signals", book.expected_session(NOW))
-    ticks.now += service.RECHECK_SECONDS + 0.01
+    ticks.now += RECHECK_SECONDS + 0.01
     assert book.cached_body(key) is None  # this caller verifies
     assert book.cached_body(key) == body  # the others are not sent to the store
     assert book.cached_body(key) == body
-    ticks.now += service.RECHECK_SECONDS + 0.01
+    ticks.now += RECHECK_SECONDS + 0.01
     assert book.cached_body(key) is None  # the check never finished: another caller tries
     assert client.get("/v1/signals").content == body  # a verification completes
     assert book.cached_body(key) == body
@@ -182,7 +183,7 @@ def test_cached_bodies_are_answered_before_routing_exactly_as_the_routes_answer(
     and headers as the route's, counted under the route's template in the metrics; a
     body that needs verifying goes to the route (which verifies), so a write elsewhere
     is still seen after the interval."""
-    book: service.SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
+    book: SignalBook = client.app.state.signal_book  # type: ignore[attr-defined]
     routed_calls: list[str] = []
     cached_body = book.cached_body
 
@@ -213,7 +214,7 @@ def test_cached_bodies_are_answered_before_routing_exactly_as_the_routes_answer(
         assert f"{count % '/v1/signals/{symbol}'} 3.0" in metrics
         assert f"{count % '/v1/signals'} 2.0" in metrics
         _append(store, 2350.0)
-        ticks.now += service.RECHECK_SECONDS + 0.01
+        ticks.now += RECHECK_SECONDS + 0.01
         assert client.get("/v1/signals/%5ERUT").json()["close"] == 2350.0
         assert routed_calls == ["routed"] * 4  # the check went through the route
     finally:
@@ -236,7 +237,7 @@ def test_a_snapshot_read_past_a_write_serves_the_reader_that_asked_for_it(
 
     monkeypatch.setattr(repository, "read_snapshot", counted)
     monkeypatch.setattr(readers, "_SQLITE_ARROW_SYMBOLS", 0)  # read apart at any size
-    book = service.SignalBook()
+    book = SignalBook()
     other = Database(store.url)
     try:
         with store.transaction(write=False) as session:
