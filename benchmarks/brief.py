@@ -38,7 +38,7 @@ import universe as synthetic
 from app.db.engine import Database
 from app.market.service import seed_bars
 from app.settings import DEFAULT_SYMBOLS, load_settings
-from app.signals import brief
+from app.signals import brief_markdown
 
 
 def write_indices(folder: Path) -> None:
@@ -48,9 +48,9 @@ def write_indices(folder: Path) -> None:
 
 
 def timed_text() -> tuple[list[float], Callable[[], None]]:
-    """Record each call of :func:`brief.indices_markdown`; the second value undoes it."""
+    """Record each call of :func:`brief_markdown.indices_markdown`; the second value undoes it."""
     seconds: list[float] = []
-    real = brief.indices_markdown
+    real = brief_markdown.indices_markdown
 
     def measured(*args: Any, **kwargs: Any) -> str:
         started = time.perf_counter()
@@ -59,14 +59,14 @@ def timed_text() -> tuple[list[float], Callable[[], None]]:
         finally:
             seconds.append(time.perf_counter() - started)
 
-    brief.indices_markdown = measured  # type: ignore[assignment]
-    return seconds, lambda: setattr(brief, "indices_markdown", real)
+    brief_markdown.indices_markdown = measured  # type: ignore[assignment]
+    return seconds, lambda: setattr(brief_markdown, "indices_markdown", real)
 
 
 def without_text() -> Callable[[], None]:
-    real = brief.indices_markdown
-    brief.indices_markdown = lambda *_args, **_kwargs: None  # type: ignore[assignment]
-    return lambda: setattr(brief, "indices_markdown", real)
+    real = brief_markdown.indices_markdown
+    brief_markdown.indices_markdown = lambda *_args, **_kwargs: None  # type: ignore[assignment]
+    return lambda: setattr(brief_markdown, "indices_markdown", real)
 
 
 def brief_ms(url: str, past: str) -> tuple[float, float, float]:

@@ -10,7 +10,7 @@ import typer
 
 from app.cli.root import fail, quiet_read
 from app.clock import system_clock
-from app.signals import brief
+from app.signals import brief, brief_markdown
 from app.signals.book import SignalBook
 from app.signals.schemas import ISO_DATE
 
@@ -53,4 +53,4 @@ def brief_command(
     if output == "json":
         typer.echo(result.model_dump_json())
     else:
-        typer.echo(brief.markdown(result), nl=False)
+        typer.echo(brief_markdown.markdown(result), nl=False)

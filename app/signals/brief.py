@@ -1,21 +1,20 @@
 """The daily brief a person reads: each tracked index, then each universe's breadth and
-its top screen rows, as of one session, as a typed body and as Markdown.
+its top screen rows, as of one session, as a typed body.
 
 Every figure is one the API already serves, taken from the same service functions on
 the same analysis: ``/v1/signals/{symbol}`` (regime, gap, trigger close, flat sessions
 to a cross, drawdown, peak, last trough and its forward returns), ``/v1/compare``
 (year-to-date return), ``/v1/screen`` (change on the day, trigger distance, 21-session
 return, the top rows) and ``/v1/breadth``. A brief of a past session runs them on the
-signal book cut at that session (:func:`book_as_of`): data up to and including it.
+signal book cut at that session (:func:`app.signals.brief_cut.book_as_of`): data up to
+and including it. Its Markdown is :mod:`app.signals.brief_markdown`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import numpy.typing as npt
@@ -23,14 +22,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
-from app.market import repository as market
 from app.market import universes
-from app.market.repository import ClosePanel
 from app.settings import DEFAULT_SYMBOLS
 from app.signals import screen as screen_arrays
 from app.signals import screening, service
-from app.signals.analysis import DEFAULT_RULE, analyse
+from app.signals.analysis import DEFAULT_RULE
 from app.signals.book import SignalBook, Snapshot, chosen_rows
+from app.signals.brief_cut import book_as_of
 from app.signals.schemas import (
     BreadthRow,
     CrossRef,
@@ -110,94 +108,6 @@ def _index_order(symbol: str) -> tuple[int, str]:
     return len(DEFAULT_SYMBOLS), symbol
 
 
-class _CutBook(SignalBook):
-    """A signal book that always serves one snapshot: the data cut at a session."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        super().__init__()
-        self._fixed = snapshot
-
-    def snapshot(self, session: Session) -> Snapshot:
-        return self._fixed
-
-
-def cut_panel(panel: ClosePanel, day: date) -> ClosePanel:
-    """``panel`` with every close after ``day`` dropped (rows stay right-aligned).
-
-    The columns around where most rows' kept closes end are sliced (a view); only the
-    rows whose kept closes end elsewhere, or that keep none, are moved, in a copy.
-    """
-    sessions = panel.sessions
-    width = sessions.shape[1]
-    lengths = np.count_nonzero(~np.isnat(sessions), axis=1)
-    kept = lengths - np.count_nonzero(sessions > np.datetime64(day), axis=1)
-    if not kept.size or kept.max() == 0:
-        empty = np.empty((len(panel.symbols), 0))
-        return ClosePanel(panel.symbols, empty, empty.astype("datetime64[D]"))
-    ends = width - lengths + kept  # each row's column after its last kept close
-    new_width = int(kept.max())
-    values, counts = np.unique(ends[kept > 0], return_counts=True)
-    end = int(values[np.argmax(counts)])  # where most rows' kept closes end
-    if end >= new_width:
-        closes = panel.closes[:, end - new_width : end]
-        days = sessions[:, end - new_width : end]
-        moved = np.flatnonzero((ends != end) & (lengths > 0))
-    else:
-        closes = np.full((len(panel.symbols), new_width), np.nan)
-        days = np.full(closes.shape, np.datetime64("NaT", "D"))
-        moved = np.flatnonzero(lengths > 0)
-    if moved.size:
-        closes, days = closes.copy(), days.copy()
-        column = np.arange(new_width)[None, :]
-        inside = column >= (new_width - kept[moved])[:, None]
-        at = np.clip(column + (ends[moved] - new_width)[:, None], 0, max(width - 1, 0))
-        rows = moved[:, None]
-        closes[moved] = np.where(inside, panel.closes[rows, at], np.nan)
-        days[moved] = np.where(inside, sessions[rows, at], np.datetime64("NaT", "D"))
-    return ClosePanel(panel.symbols, closes, days)
-
-
-# Per book: the data version and session of the cuts kept, and the cuts by their rows.
-_cuts: WeakKeyDictionary[
-    SignalBook, tuple[dict[str, int], date, dict[tuple[str, ...], SignalBook]]
-] = WeakKeyDictionary()
-_cuts_lock = threading.Lock()
-
-
-def book_as_of(book: SignalBook, session: Session, day: date, symbols: Sequence[str]) -> SignalBook:
-    """``book`` as it was after the close of ``day``, for ``symbols``: itself when
-    ``day`` is its newest session, else a book over the rows of ``symbols`` cut at
-    ``day``, as wide as their own histories. Each cut is one analysis of those rows
-    (seconds for thousands of symbols), built one at a time and kept while the data
-    version and the session asked stay the same."""
-    snap = book.snapshot(session)
-    sessions = snap.calendar.sessions
-    if sessions.size and np.datetime64(day) >= sessions[-1]:
-        return book
-    key = tuple(sorted(symbols))  # rows in symbol order, as the panel's (screen ties)
-    with _cuts_lock:
-        kept = _cuts.get(book)
-        if kept is None or kept[0] != snap.fingerprint or kept[1] != day:
-            kept = (snap.fingerprint, day, {})
-            _cuts[book] = kept
-        dated = kept[2].get(key)
-        if dated is None:
-            panel = snap.analysis.panel
-            rows = np.array([snap.row(symbol) for symbol in key], dtype=np.int64)
-            # Only the columns these rows use: the panel is as wide as its longest row.
-            start = panel.closes.shape[1] - int(snap.analysis.lengths[rows].max(initial=0))
-            chosen = ClosePanel(list(key), panel.closes[rows, start:], panel.sessions[rows, start:])
-            dated = _CutBook(
-                Snapshot(
-                    fingerprint=snap.fingerprint,
-                    analysis=analyse(cut_panel(chosen, day)),
-                    provenance=snap.provenance,
-                )
-            )
-            kept[2][key] = dated
-        return dated
-
-
 def newest_session(book: SignalBook, session: Session) -> date:
     """The newest session any tracked symbol has a close for (404 without closes)."""
     sessions = book.snapshot(session).calendar.sessions
@@ -253,16 +163,6 @@ def build(
         indices=indices,
         universes=sections,
     )
-
-
-def indices_markdown(session: Session, day: date, now: datetime) -> str:
-    """The brief of ``day`` without its universe sections, as Markdown: what the poll's
-    ``daily_brief`` event carries as ``text``. It reads the closes of the tracked
-    indices only (a few symbols), whatever the number of other symbols."""
-    symbols = [symbol for symbol in market.tracked_symbols(session) if is_index(symbol)]
-    analysis = analyse(market.load_panel(session, symbols))
-    book = _CutBook(Snapshot(fingerprint={}, analysis=analysis, provenance={}))
-    return markdown(build(book, session, day, now, with_universes=False))
 
 
 def _has_bars(book: SignalBook, session: Session, symbol: str) -> bool:
@@ -374,177 +274,3 @@ def _screen_order(row: dict[str, Any], sort: str) -> tuple[bool, float, str]:
     if value is None:
         return True, 0.0, row["symbol"]
     return False, -value if sort.startswith("-") else value, row["symbol"]
-
-
-# Markdown -------------------------------------------------------------------------
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
-
-
-def _pct(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:+,.{digits}f}%"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A Markdown table; columns after the first are right-aligned."""
-    aligns = ["---"] + ["--:"] * (len(header) - 1)
-    return [
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join(aligns) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
-
-
-def markdown(brief: Brief) -> str:
-    """The brief for a person: a table of the indices, a paragraph on each, and each
-    universe's breadth and top rows."""
-    rule = brief.rule
-    lines = [
-        f"# Crosswatch brief, {brief.session}",
-        "",
-        f"As of the close of {brief.session}; rule {rule.type.upper()} {rule.fast}/{rule.slow}.",
-    ]
-    if brief.indices:
-        lines += ["", "## Indices", ""]
-        lines += _table(
-            ["Index", "Close", "Day", "YTD", "Regime", "Gap", "Trigger", "Flat→cross", "Drawdown"],
-            [
-                [
-                    i.symbol + (f" ({i.session})" if i.stale else ""),
-                    _num(i.close),
-                    _pct(i.change_pct),
-                    _pct(i.ytd_return_pct),
-                    i.regime.value if i.regime else "–",
-                    _pct(i.gap_pct),
-                    _num(i.trigger_close),
-                    "–" if i.flat_sessions_to_cross is None else str(i.flat_sessions_to_cross),
-                    _pct(i.drawdown_pct, 1),
-                ]
-                for i in brief.indices
-            ],
-        )
-        for index in brief.indices:
-            lines += ["", f"### {index.symbol}", "", *_index_lines(index, brief.indices)]
-    else:
-        lines += ["", "No index is tracked."]
-    for section in brief.universes:
-        lines += ["", *_universe_lines(section, brief.return_sessions)]
-    return "\n".join(lines) + "\n"
-
-
-def _index_lines(index: BriefIndex, others: Sequence[BriefIndex]) -> list[str]:
-    beside = ", ".join(
-        f"{o.symbol} {_pct(o.ytd_return_pct)}" for o in others if o.symbol != index.symbol
-    )
-    ytd = f"year to date {_pct(index.ytd_return_pct)}" + (f" ({beside})" if beside else "")
-    lines = [f"- Close {_num(index.close)} ({_pct(index.change_pct)} on the day); {ytd}."]
-    if index.regime is not None:
-        since = ""
-        if index.last_cross is not None:
-            kind = index.last_cross.type.replace("_", " ")
-            since = (
-                f" since the {kind} of {index.last_cross.session} "
-                f"({index.sessions_since_cross} sessions ago)"
-            )
-        lines.append(
-            f"- {index.regime.value.capitalize()} regime{since}; "
-            f"gap {_pct(index.gap_pct)} (fast {_num(index.fast_value)}, "
-            f"slow {_num(index.slow_value)})."
-        )
-        lines.append(_watch_line(index))
-    else:
-        lines.append("- No regime yet: too little history for the slow average.")
-    drawdown = index.drawdown_pct
-    lines.append(
-        f"- Drawdown {_pct(drawdown, 1)} from the peak of {_num(index.peak.close)} "
-        f"({index.peak.session})."
-        if drawdown
-        else f"- At its peak ({_num(index.peak.close)}, {index.peak.session})."
-    )
-    trough = index.last_trough
-    if trough is not None:
-        after = ", ".join(
-            f"{_pct(value, 1)} after {horizon}"
-            for horizon, value in trough.forward_returns.model_dump(by_alias=True).items()
-            if value is not None
-        )
-        lines.append(
-            f"- Last trough {_num(trough.close)} on {trough.session} "
-            f"({_pct(trough.change_pct, 1)} from the prior peak)"
-            + (f"; then {after} sessions." if after else "; no forward return yet.")
-        )
-    return lines
-
-
-def _watch_line(index: BriefIndex) -> str:
-    cross = "golden" if index.regime == Regime.death else "death"
-    flat = (
-        f"at a flat {_num(index.close)} it comes in {index.flat_sessions_to_cross} sessions"
-        if index.flat_sessions_to_cross is not None
-        else "a flat close would not make it"
-    )
-    if index.trigger_close is None:
-        return (
-            f"- {cross.capitalize()}-cross watch: no close would make the cross next "
-            f"session; {flat}."
-        )
-    side = "below" if index.trigger_close < index.close else "above"
-    return (
-        f"- {cross.capitalize()}-cross watch: a close at {_num(index.trigger_close)} "
-        f"({_num(index.trigger_distance_pct)}% {side} this close) makes the cross next "
-        f"session; {flat}."
-    )
-
-
-def _universe_lines(section: BriefUniverse, return_sessions: int) -> list[str]:
-    title = f"Universe {section.universe}" if section.universe else "All tracked symbols"
-    lines = [f"## {title}", ""]
-    b = section.breadth
-    if b is None:
-        lines.append("No member has a close this session.")
-    else:
-        lines.append(
-            f"Breadth of {b.members:,} members: {_num(b.above_fast_pct, 1)}% above the fast "
-            f"average, {_num(b.above_slow_pct, 1)}% above the slow, "
-            f"{_num(b.golden_regime_pct, 1)}% in a golden regime; "
-            f"{b.golden_crosses} golden and {b.death_crosses} death crosses; "
-            f"{b.new_highs} new 252-session highs, {b.new_lows} new lows."
-        )
-    if section.closest_to_golden_cross:
-        lines += ["", "Closest to a golden cross:", ""]
-        lines += _table(
-            ["Symbol", "Close", "Trigger", "Distance", "Flat→cross", "Gap"],
-            [
-                [
-                    r.symbol,
-                    _num(r.close),
-                    _num(r.trigger_close),
-                    _num(r.trigger_distance_pct) + "%",
-                    "–" if r.flat_sessions_to_cross is None else str(r.flat_sessions_to_cross),
-                    _pct(r.gap_pct),
-                ]
-                for r in section.closest_to_golden_cross
-            ],
-        )
-    for title, rows in (
-        (f"Top {return_sessions}-session gainers", section.top_gainers),
-        (f"Top {return_sessions}-session decliners", section.top_decliners),
-    ):
-        if rows:
-            lines += ["", f"{title}:", ""]
-            lines += _table(
-                ["Symbol", "Close", "Return", "Day", "Regime"],
-                [
-                    [
-                        r.symbol,
-                        _num(r.close),
-                        _pct(r.return_pct),
-                        _pct(r.change_pct),
-                        r.regime.value if r.regime else "–",
-                    ]
-                    for r in rows
-                ],
-            )
-    return lines

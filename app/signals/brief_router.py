@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.signals import brief
+from app.signals import brief, brief_markdown
 from app.signals.book import SignalBook
 from app.signals.schemas import IsoDate
 from app.web.deps import ReadUnit, ServicesDep
@@ -53,5 +53,5 @@ def get_brief(
             day = session
         result = brief.build(book, db_session, day, services.clock(), universe=universe, top=top)
     if "text/markdown" in request.headers.get("accept", ""):
-        return Response(brief.markdown(result), media_type=MARKDOWN)
+        return Response(brief_markdown.markdown(result), media_type=MARKDOWN)
     return result

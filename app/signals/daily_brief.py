@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.market import calendar
 from app.market import repository as market
-from app.signals import brief as brief_view
-from app.signals import daily_path, repository
+from app.signals import brief_markdown, daily_path, repository
 from app.signals.analysis import analyse, signals_of
 from app.signals.events import CarriedStates
 from app.signals.models import Event, event_id
@@ -83,7 +82,7 @@ def daily_brief_text(session: Session, signals: Sequence[dict[str, Any]], *, now
     before its write transaction opens rather than holding the store's write lock."""
     if not signals:
         return ""
-    return brief_view.indices_markdown(session, _newest_session(signals), now)
+    return brief_markdown.indices_markdown(session, _newest_session(signals), now)
 
 
 def _newest_session(signals: Sequence[dict[str, Any]]) -> date:

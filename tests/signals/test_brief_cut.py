@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.market.repository import ClosePanel
-from app.signals.brief import cut_panel
+from app.signals.brief_cut import cut_panel
 
 DAYS = np.busday_offset(np.datetime64("2020-01-01"), np.arange(60)).astype("datetime64[D]")
 Row = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]
