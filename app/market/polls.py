@@ -72,7 +72,8 @@ def record_results(session: Session, run_id: int, outcomes: Sequence[SymbolOutco
     if not rows:
         return
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(PollResult)
+    # The table, not the entity: the ORM's bulk insert took a Python step per row.
+    statement = insert(PollResult.metadata.tables[PollResult.__tablename__])
     statement = statement.on_conflict_do_update(
         index_elements=["poll_run_id", "symbol"],
         set_={name: statement.excluded[name] for name in rows[0] if name not in _RESULT_KEY},

@@ -144,11 +144,17 @@ def _split(
         for f in fields(shifted)
         if isinstance(getattr(shifted, f.name), np.ndarray)
     }
+    # The rule's parameters, shared: built directly, not by replace(), once per row.
+    shared = {
+        f.name: getattr(shifted, f.name)
+        for f in fields(shifted)
+        if f.name not in arrays and f.name not in ("sessions", "zigzag")
+    }
     split = []
     for row, seen in zip(every.tolist(), sessions.tolist(), strict=True):
         own = kernel.ZigzagState(**{name: value[row : row + 1] for name, value in zigzag.items()})
         rows = {name: value[row : row + 1] for name, value in arrays.items()}
-        split.append(replace(shifted, sessions=seen, zigzag=own, **rows))
+        split.append(kernel.DailyState(**shared, sessions=seen, zigzag=own, **rows))
     return split
 
 
@@ -292,23 +298,24 @@ def _advance(
     turn_closes = [e.last_turn_close for e in entries]
     newest: list[Newest | None] = [None] * len(entries)
     for index, rule in enumerate(rules):
+        key = rule.key  # a property built on every read
         tail = np.empty((len(entries), rule.slow))
         for row, entry in enumerate(entries):
             tail[row, :-1] = entry.tail[entry.tail.size - rule.slow + 1 :]
         tail[:, -1] = closes
-        before = _concat([e.states[rule.key] for e in entries], offsets, top)
+        before = _concat([e.states[key] for e in entries], offsets, top)
         after, latest = kernel.advance(before, tail)
         if rule == DEFAULT_RULE:
             newest = _newest_of(latest, bars)
         armed, done, approached = approach_step(
-            np.array([a[rule.key][0] for a in approach], dtype=bool),
-            np.array([a[rule.key][1] for a in approach], dtype=bool),
+            np.array([a[key][0] for a in approach], dtype=bool),
+            np.array([a[key][1] for a in approach], dtype=bool),
             before.regime == -1,
             latest.regime == -1,
             latest.gap_pct,
         )
         for row, own in enumerate(_split(after, -offsets, counts + 1)):
-            states[row][rule.key] = own
+            states[row][key] = own
         for row, entry in enumerate(entries):
             seen = entry.count + 1
             session, close = bars[row].session, float(bars[row].close)
@@ -320,7 +327,7 @@ def _advance(
             if approached[row]:
                 trigger = approach_trigger(rule, tail[row], fast, slow)
                 facts[row].append(approach_fact(rule, session, close, fast, slow, trigger, seen))
-            approach[row][rule.key] = (bool(armed[row]), bool(done[row]))
+            approach[row][key] = (bool(armed[row]), bool(done[row]))
             if index == 0 and latest.turn[row] != 0:
                 at = int(latest.turn_session[row]) - int(offsets[row])
                 day, extreme = extremes[row][at]
