@@ -163,12 +163,12 @@ class Poller:
         ]
         saved_at = time.monotonic()  # the start's counts were stored with the run
         slots: list[SymbolOutcome | None] = [None] * len(wanted)
-        pending: list[Pending] = []
+        pending: dict[str, Pending] = {}  # by symbol, in the order they arrived
         added = failed = 0  # sessions added by the batches stored so far; symbols failed
 
         async def store() -> None:
             nonlocal pending, added, failed
-            batch, pending = pending, []
+            batch, pending = list(pending.values()), {}
             await asyncio.to_thread(self.writer.store, run_id, batch)
             added += sum(p.outcome.added for p in batch)
             failed += sum(1 for p in batch if p.outcome.error)
@@ -187,9 +187,9 @@ class Poller:
                     slots[index] = fetched
                     failed += 1
                 else:
-                    if any(p.write.symbol == fetched.write.symbol for p in pending):
+                    if fetched.write.symbol in pending:
                         await store()
-                    pending.append(fetched)
+                    pending[fetched.write.symbol] = fetched
                     slots[index] = fetched.outcome
                     if len(pending) >= BATCH_SYMBOLS:
                         await store()
