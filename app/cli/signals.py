@@ -5,18 +5,18 @@ stderr and reports a store error by its type."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from app.cli.root import fail, quiet_read, store
 from app.clock import system_clock
+from app.errors import InvalidInput
 from app.signals import screen as screen_arrays
 from app.signals import screening, service
 from app.signals.book import SignalBook
 from app.signals.schemas import ScreenResult
 
-EVENTS = ("golden_cross", "death_cross", "peak", "trough", "cross_approaching")
 TABLE = (
     ("symbol", "symbol", "{}"),
     ("session", "session", "{}"),
@@ -65,18 +65,9 @@ def screen(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Screen the newest session (the filters of GET /v1/screen)."""
-    if regime not in (None, "golden", "death"):
-        raise fail(f"regime must be golden or death, not {regime!r}")
-    if event is not None and event not in EVENTS:
-        raise fail(f"event must be one of {', '.join(EVENTS)}")
-    if sort is not None and sort.lstrip("-") not in screen_arrays.SORTABLE:
-        raise fail(f"sort must be one of {', '.join(screen_arrays.SORTABLE)} (-name: descending)")
-    chosen_regime: Literal["golden", "death"] | None = (
-        "golden" if regime == "golden" else "death" if regime == "death" else None
-    )
-    query = screening.ScreenQuery(
-        filters=screen_arrays.Filters(
-            regime=chosen_regime,
+    try:
+        query = screening.screen_query(
+            regime=regime,
             max_flat_sessions_to_cross=max_flat_sessions_to_cross,
             min_gap_pct=min_gap_pct,
             max_gap_pct=max_gap_pct,
@@ -86,12 +77,13 @@ def screen(
             min_relative_volume=min_relative_volume,
             min_drawdown_pct=min_drawdown_pct,
             max_drawdown_pct=max_drawdown_pct,
-        ),
-        event=event,
-        within=within,
-        sort=sort,
-        limit=limit,
-    )
+            event=event,
+            within=within,
+            sort=sort,
+            limit=limit,
+        )
+    except InvalidInput as exc:
+        raise fail(exc.detail) from None
     asked = [service.normalise(s) for s in symbols.split(",") if s.strip()] if symbols else None
     with quiet_read() as session:
         result = screening.screen(SignalBook(), session, query, asked, universe)

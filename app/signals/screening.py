@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.errors import InvalidInput
 from app.market import repository
 from app.signals import scan as scan_arrays
 from app.signals import screen as screen_arrays
@@ -25,6 +26,57 @@ class ScreenQuery:
     within: int = 5
     sort: str | None = None
     limit: int = 50
+
+
+#: The event types a screen (and a scan) can ask for, in the order errors list them.
+SCAN_EVENTS = ("golden_cross", "death_cross", "peak", "trough", "cross_approaching")
+
+
+def screen_query(
+    *,
+    regime: str | None = None,
+    max_flat_sessions_to_cross: int | None = None,
+    min_gap_pct: float | None = None,
+    max_gap_pct: float | None = None,
+    max_trigger_distance_pct: float | None = None,
+    min_return_pct: float | None = None,
+    return_sessions: int = 21,
+    min_relative_volume: float | None = None,
+    min_drawdown_pct: float | None = None,
+    max_drawdown_pct: float | None = None,
+    event: str | None = None,
+    within: int = 5,
+    sort: str | None = None,
+    limit: int = 50,
+) -> ScreenQuery:
+    """The query of ``GET /v1/screen`` and ``crosswatch screen``, from their flat
+    parameters; an unknown regime, event or sort is :class:`InvalidInput`."""
+    if regime not in (None, "golden", "death"):
+        raise InvalidInput(f"regime must be golden or death, not {regime!r}")
+    if event is not None and event not in SCAN_EVENTS:
+        raise InvalidInput(f"event must be one of {', '.join(SCAN_EVENTS)}")
+    if sort is not None and sort.lstrip("-") not in screen_arrays.SORTABLE:
+        raise InvalidInput(
+            f"sort must be one of {', '.join(screen_arrays.SORTABLE)} (-name: descending)"
+        )
+    return ScreenQuery(
+        filters=screen_arrays.Filters(
+            regime=regime,
+            max_flat_sessions_to_cross=max_flat_sessions_to_cross,
+            min_gap_pct=min_gap_pct,
+            max_gap_pct=max_gap_pct,
+            max_trigger_distance_pct=max_trigger_distance_pct,
+            min_return_pct=min_return_pct,
+            return_sessions=return_sessions,
+            min_relative_volume=min_relative_volume,
+            min_drawdown_pct=min_drawdown_pct,
+            max_drawdown_pct=max_drawdown_pct,
+        ),
+        event=event,
+        within=within,
+        sort=sort,
+        limit=limit,
+    )
 
 
 def _with_volumes(

@@ -201,9 +201,6 @@ def compare(
     return {"start": start, "end": end, "returns": results}
 
 
-SCAN_EVENTS = ("golden_cross", "death_cross", "peak", "trough", "cross_approaching")
-
-
 def scan(
     book: SignalBook,
     session: Session,
