@@ -180,15 +180,7 @@ def main() -> None:
         np.testing.assert_array_equal(before, after)
     old_cells = (panel.closes, signals.fast_ma, signals.slow_ma)
     old_cells += (signals.regime, signals.cross, highs, lows)
-    cells = breadth.Cells(
-        panel.closes,
-        highs,
-        lows,
-        signals.fast_ma,
-        signals.slow_ma,
-        signals.regime,
-        signals.cross,
-    )
+    cells = breadth.Cells.of(panel.closes, (highs, lows), signals)
     for name, function in (
         ("breadth before", lambda: before_breadth(panel, cal, rows, old_cells)),
         ("breadth after", lambda: breadth._column_sums(panel, cal, rows, cells)),

@@ -238,20 +238,12 @@ def breadth_of(snap: Snapshot, rule: Rule, rows: npt.NDArray[np.int64]) -> bread
         return found
     analysis = snap.analysis
     closes = analysis.panel.closes
-    highs, lows = snap.highs_and_lows
     if rule == DEFAULT_RULE:
         signals = analysis.signals
     else:
         signals = kernel.detect(closes[rows], rule.fast, rule.slow, rule.kind)
-    cells = breadth_arrays.Cells(
-        closes,
-        highs,
-        lows,
-        signals.fast_ma,
-        signals.slow_ma,
-        signals.regime,
-        signals.cross,
-        rule_picked=rule != DEFAULT_RULE,
+    cells = breadth_arrays.Cells.of(
+        closes, snap.highs_and_lows, signals, rule_picked=rule != DEFAULT_RULE
     )
     found = breadth_arrays.breadth(analysis.panel, snap.calendar, rows, cells)
     for array in vars(found).values():

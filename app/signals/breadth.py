@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.market.repository import ClosePanel
+from app.signals import kernel
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -193,6 +194,28 @@ class Cells:
     regime: npt.NDArray[np.int8]
     cross: npt.NDArray[np.int8]
     rule_picked: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        closes: FloatArray,
+        highs_and_lows: tuple[BoolArray, BoolArray],
+        signals: kernel.Signals,
+        *,
+        rule_picked: bool = False,
+    ) -> Cells:
+        """The cells of ``closes``, their :func:`highs_and_lows` and a rule's signals."""
+        highs, lows = highs_and_lows
+        return cls(
+            closes,
+            highs,
+            lows,
+            signals.fast_ma,
+            signals.slow_ma,
+            signals.regime,
+            signals.cross,
+            rule_picked=rule_picked,
+        )
 
 
 # The counts :func:`_masks` gives, in order.

@@ -114,16 +114,7 @@ def computed(series: dict[str, pd.Series], rule: Rule, chosen: list[str]) -> pd.
     s = analyse(panel, rule).signals if not picked else None
     signals = kernel.detect(panel.closes[rows], rule.fast, rule.slow, rule.kind) if picked else s
     assert signals is not None
-    cells = breadth.Cells(
-        panel.closes,
-        highs,
-        lows,
-        signals.fast_ma,
-        signals.slow_ma,
-        signals.regime,
-        signals.cross,
-        rule_picked=picked,
-    )
+    cells = breadth.Cells.of(panel.closes, (highs, lows), signals, rule_picked=picked)
     result = breadth.breadth(panel, breadth.calendar(panel), rows, cells)
     frame = pd.DataFrame(
         {name: getattr(result, name) for name in result.__dataclass_fields__ if name != "sessions"},
