@@ -36,14 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/universe.
 import universe as synthetic
 
 from app.db.engine import Database
-from app.market.service import seed_bars
+from app.market.service import bundled_bars
 from app.settings import DEFAULT_SYMBOLS, load_settings
 from app.signals import brief_markdown
 
 
 def write_indices(folder: Path) -> None:
     for symbol in DEFAULT_SYMBOLS:
-        rows = [f"{bar.session.isoformat()},{bar.close!r}" for bar in seed_bars(symbol)]
+        rows = [f"{bar.session.isoformat()},{bar.close!r}" for bar in bundled_bars(symbol)]
         (folder / f"{symbol.lstrip('^')}.csv").write_text("date,close\n" + "\n".join(rows) + "\n")
 
 

@@ -1,5 +1,5 @@
 """The one write path for bars (:func:`store_many`: store, detect, enqueue), and the
-writers outside polls that use it: the bundled seed, file imports and replays."""
+writers outside polls that use it: the seed (of the bundled history), file imports and replays."""
 
 from __future__ import annotations
 
@@ -33,13 +33,13 @@ def seed(db: Database, symbols: Sequence[str], *, clock: Clock) -> list[market.I
     """
     reports: list[market.ImportReport] = []
     for symbol in symbols:
-        if symbol not in market.SEED_FILES:
+        if symbol not in market.BUNDLED_FILES:
             continue
         with db.transaction() as session:
             if repository.bar_count(session, symbol):
                 continue
-            bars = market.seed_bars(symbol)
-            write = repository.BarWrite(symbol, bars, market.SEED_SOURCE, symbol)
+            bars = market.bundled_bars(symbol)
+            write = repository.BarWrite(symbol, bars, market.BUNDLED_SOURCE, symbol)
             stored = store_many(session, [write], clock=clock)[symbol]
             reports.append(market.ImportReport(symbol, stored.rows, stored.counts))
             # One line per symbol: its events (history, never pushed) are logged at DEBUG.

@@ -1,4 +1,4 @@
-"""Market use-cases: read and check a bar file, the bundled seed, export bars.
+"""Market use-cases: read and check a bar file, the bundled history, export bars.
 
 Storing bars is not here: every writer (poll, import, seed, replay) goes through
 :func:`app.jobs.ingest.store_many`, the one store-detect-enqueue path.
@@ -21,8 +21,8 @@ from app.market.bars import Bar
 from app.market.csvfile import CsvFormatError, format_bars, parse_bars
 from app.market.validation import BadData, validate_bars
 
-SEED_SOURCE = "bundled"
-SEED_FILES = {
+BUNDLED_SOURCE = "bundled"
+BUNDLED_FILES = {
     "^RUT": "rut_daily.csv.gz",
     "^GSPC": "gspc_daily.csv.gz",
     "^IXIC": "ixic_daily.csv.gz",
@@ -87,8 +87,10 @@ def check_import(
         raise CsvFormatError(None, f"{reason}{tail}")
 
 
-def seed_bars(symbol: str) -> list[Bar]:
-    package = resources.files("app.market") / "seed" / SEED_FILES[symbol]
+def bundled_bars(symbol: str) -> list[Bar]:
+    """The bundled history of a default index (``app/market/seed/``), which ``seed``
+    (:func:`app.jobs.ingest.seed`) loads into an empty store."""
+    package = resources.files("app.market") / "seed" / BUNDLED_FILES[symbol]
     with package.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8", newline="") as text:
         return parse_bars(text)
 

@@ -19,7 +19,7 @@ from app.db.migrate import upgrade
 from app.jobs import ingest
 from app.market import repository, universes
 from app.market.bars import Bar
-from app.market.service import seed_bars
+from app.market.service import bundled_bars
 from app.settings import Settings
 from tests.conftest import run_cli
 
@@ -34,7 +34,7 @@ def _store(path: str, until: date | None, *, stocks: int = 0) -> str:
     url = f"sqlite:///{path}"
     db = Database(url)
     upgrade(db.engine)
-    series = {symbol: seed_bars(symbol) for symbol in INDICES}
+    series = {symbol: bundled_bars(symbol) for symbol in INDICES}
     for k in range(stocks):
         series[f"STK{k}"] = [
             Bar(bar.session, round(bar.close * (1 + k / 7) / 50 + k * (i % 9), 2))

@@ -17,7 +17,7 @@ from app.db.engine import Database
 from app.jobs.poll import Poller
 from app.market.bars import Bar
 from app.market.providers import RetryPolicy, build_chain
-from app.market.service import seed_bars
+from app.market.service import bundled_bars
 from app.settings import Settings
 from app.signals.event_schemas import EventPage
 from app.signals.models import Event
@@ -42,7 +42,7 @@ class Clock:
 
 def _series() -> dict[str, list[Bar]]:
     """The real indices up to :data:`DAY` and a small cap that is not an index."""
-    series = {s: [b for b in seed_bars(s) if b.session <= DAY] for s in INDICES}
+    series = {s: [b for b in bundled_bars(s) if b.session <= DAY] for s in INDICES}
     series["SMALL"] = [Bar(b.session, round(b.close / 40, 2)) for b in series["^RUT"][-400:]]
     return series
 
