@@ -27,7 +27,7 @@ from app.clock import Clock
 from app.db.engine import Database
 from app.jobs.poll_fetch import Fetched, Pending, Proxied, fetch_symbol
 from app.jobs.poll_writer import PollWriter
-from app.market import polls, repository
+from app.market import repository
 from app.market.polls import SymbolOutcome
 from app.market.progress import RUNNING_POLLS, PollProgress, save_progress
 from app.market.providers import ProviderChain
@@ -125,7 +125,7 @@ class Poller:
             if symbols or not wanted:  # the tracked ones are known: no insert to compile
                 wanted = wanted or list(self.settings.symbols)
                 repository.ensure_symbols(session, wanted, now=self.clock())
-            run_id = polls.start_run(session, trigger, now=self.clock())
+            run_id = repository.start_run(session, trigger, now=self.clock())
             save_progress(session, run_id, PollProgress(0, len(wanted), 0, 0))
             return wanted, run_id
 

@@ -15,7 +15,7 @@ from app.db.engine import Database
 from app.jobs import ingest
 from app.jobs.poll_fetch import Pending, Proxied
 from app.jobs.watch.settle import settle_watches
-from app.market import polls
+from app.market import repository
 from app.market.polls import SymbolOutcome
 from app.market.progress import PollProgress, save_progress
 from app.signals import daily_brief
@@ -61,7 +61,7 @@ class PollWriter:
             # backfill's brief is history, stored but never pushed.
             brief = self._daily_brief(live=any(o.added and not o.backfill for o in outcomes))
         with self.db.transaction() as session:
-            status = polls.finish_run(session, run_id, outcomes, now=self.clock())
+            status = repository.finish_run(session, run_id, outcomes, now=self.clock())
             if brief is not None:
                 event = daily_brief.record_daily_brief(
                     session, brief.signals, text=brief.text, now=brief.now, live=brief.live
@@ -99,7 +99,7 @@ class PollWriter:
 
     def record_failure(self, run_id: int, outcome: SymbolOutcome) -> SymbolOutcome:
         with self.db.transaction() as session:
-            polls.record_result(session, run_id, outcome)
+            repository.record_result(session, run_id, outcome)
         log.warning(
             "poll failed", extra={"run": run_id, "symbol": outcome.symbol, "error": outcome.error}
         )
@@ -144,7 +144,7 @@ class PollWriter:
                 outcome.events = [event.id for event in result.events]
                 bars = pending.write.bars
                 outcome.newest_session = bars[-1].session if bars else result.previous_last
-            polls.record_results(session, run_id, [pending.outcome for pending in batch])
+            repository.record_results(session, run_id, [pending.outcome for pending in batch])
 
     def _store_failed(self, run_id: int, pending: Pending, exc: Exception) -> None:
         # The transaction rolled back: nothing of this symbol was stored.

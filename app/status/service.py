@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import Database
 from app.errors import Unavailable
-from app.market import calendar, polls
+from app.market import calendar
 from app.market.progress import RUNNING_POLLS, stored_progress
+from app.market.repository import recent_runs, results_of
 from app.settings import Settings
 from app.signals.analysis import CROSS_TYPES
 from app.signals.book import SignalBook, Snapshot
@@ -98,8 +99,8 @@ def _gather(db: Database, book: SignalBook, settings: Settings, now: datetime) -
     delay = calendar.close_delay(settings.poll_time)
     with db.transaction(write=False) as session:
         runs = [
-            Run(run, polls.results_of(session, run.id))
-            for run in polls.recent_runs(session, PROVIDER_LOOKBACK_RUNS)
+            Run(run, results_of(session, run.id))
+            for run in recent_runs(session, PROVIDER_LOOKBACK_RUNS)
         ]
         cards, charts = _symbols(session, book, now)
         breadth_cards, breadth_charts = breadth.cards(session, book)

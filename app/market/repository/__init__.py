@@ -1,6 +1,7 @@
-"""SQL for the market domain, one module per role: bar writes (:mod:`.writes`), per-symbol
-look-ups (:mod:`.lookups`), the close matrix and the serving snapshot (:mod:`.panels`),
-and how they read the store (:mod:`.readers`). Callers use this package's names."""
+"""SQL for the market domain, one module per role: bar writes (:mod:`.writes`),
+per-symbol look-ups (:mod:`.lookups`), poll runs (:mod:`.runs`), the close matrix and
+the serving snapshot (:mod:`.panels`), and how they read the store (:mod:`.readers`).
+Callers use this package's names."""
 
 from app.market.repository.lookups import (
     Provenance,
@@ -21,6 +22,14 @@ from app.market.repository.panels import (
     load_panel,
     load_volumes,
     read_snapshot,
+)
+from app.market.repository.runs import (
+    finish_run,
+    recent_runs,
+    record_result,
+    record_results,
+    results_of,
+    start_run,
 )
 from app.market.repository.writes import (
     BarWrite,
@@ -44,14 +53,20 @@ __all__ = [
     "bump_versions",
     "data_versions",
     "ensure_symbols",
+    "finish_run",
     "last_sessions",
     "load_panel",
     "load_volumes",
     "newest_provenance",
     "read_bars",
     "read_snapshot",
+    "recent_runs",
+    "record_result",
+    "record_results",
+    "results_of",
     "session_before",
     "spans",
+    "start_run",
     "tracked_symbols",
     "upsert_many",
 ]
