@@ -52,6 +52,9 @@ class TurnRule:
     def key(self) -> str:
         return f"zigzag:{_pct(self.decline)}:{_pct(self.rebound)}"
 
+    def as_dict(self) -> dict[str, float]:
+        return {"decline_pct": self.decline * 100, "rebound_pct": self.rebound * 100}
+
 
 DEFAULT_TURNS = TurnRule()
 

@@ -108,10 +108,7 @@ def turn_fact(
             "close": float(close),
             "change_pct": change_pct,
             "sessions_to_confirm": sessions_to_confirm,
-            "rule": {
-                "decline_pct": turn_rule.decline * 100,
-                "rebound_pct": turn_rule.rebound * 100,
-            },
+            "rule": turn_rule.as_dict(),
         },
     )
 

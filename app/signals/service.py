@@ -135,7 +135,7 @@ def turns(book: SignalBook, session: Session, symbol: str, turn_rule: TurnRule) 
     analysis, row, _ = _single(book, session, symbol, DEFAULT_RULE, turn_rule)
     return {
         "symbol": symbol,
-        "rule": {"decline_pct": turn_rule.decline * 100, "rebound_pct": turn_rule.rebound * 100},
+        "rule": turn_rule.as_dict(),
         "turns": turns_of(analysis, row),
     }
 
