@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
+from app.market import repository
 from app.market.models import Symbol
 from app.settings import SYMBOL_PATTERN
 
@@ -45,10 +45,5 @@ def track(session: Session, symbol: str, *, now: datetime) -> tuple[Symbol, bool
 
 def untrack(session: Session, symbol: str) -> None:
     """Stop tracking ``symbol`` (its data stays); 404 if it is not tracked."""
-    result = session.execute(
-        update(Symbol)
-        .where(Symbol.symbol == symbol, Symbol.active)
-        .values(active=False, data_version=Symbol.data_version + 1)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if not repository.stop_tracking(session, symbol):
         raise NotFound(f"unknown symbol {symbol!r}: it is not tracked")

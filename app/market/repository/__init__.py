@@ -37,6 +37,7 @@ from app.market.repository.writes import (
     WriteResult,
     bump_versions,
     ensure_symbols,
+    stop_tracking,
     upsert_many,
 )
 
@@ -67,6 +68,7 @@ __all__ = [
     "session_before",
     "spans",
     "start_run",
+    "stop_tracking",
     "tracked_symbols",
     "upsert_many",
 ]

@@ -42,6 +42,17 @@ def _insert(session: Session) -> Any:
     return sqlite.insert
 
 
+def stop_tracking(session: Session, symbol: str) -> bool:
+    """Mark a tracked ``symbol`` inactive (its bars stay) and bump its data version;
+    False when it is not tracked."""
+    result = session.execute(
+        update(Symbol)
+        .where(Symbol.symbol == symbol, Symbol.active)
+        .values(active=False, data_version=Symbol.data_version + 1)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class BarWrite:
     """One symbol's bars to upsert, with who produced them."""
