@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -117,15 +117,6 @@ def serving(env: dict[str, str], *options: str) -> Iterator[tuple[Process, str]]
     with running(crosswatch("serve", "--port", "0", *options), env) as process:
         found = process.wait_for_line(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", 60)
         yield process, found.group(1)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def dump(db: Database, tables: Sequence[str] = DATA_TABLES) -> dict[str, list[tuple[Any, ...]]]:

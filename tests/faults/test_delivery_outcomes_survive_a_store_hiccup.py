@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 
 import pytest
@@ -18,6 +17,7 @@ from app.db.engine import Database
 from app.settings import load_settings
 from app.webhooks.models import Delivery, DeliveryAttempt
 from app.webhooks.worker import DeliveryWorker
+from tests.support.wait import until
 from tests.webhooks.conftest import MovableClock, Receiver, make_event, store_and_enqueue
 from tests.webhooks.conftest import subscribe as store_subscription
 
@@ -74,17 +74,21 @@ def test_outcomes_refused_by_the_store_are_recorded_later_not_resent(
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run_forever(stop, grace_seconds=1))
             try:
-                await _until(
+                await until(
                     lambda: (
                         len(receiver.received) == SUBSCRIPTIONS
                         and any("outcomes failed" in r.getMessage() for r in caplog.records)
                     ),
                     10,
                     "the sends, and the store refusing their outcomes",
+                    in_thread=True,
                 )
                 await asyncio.to_thread(_execute, db, ACCEPT[dialect])
-                await _until(
-                    lambda: _succeeded(db) == SUBSCRIPTIONS, 10, "the outcomes to be recorded"
+                await until(
+                    lambda: _succeeded(db) == SUBSCRIPTIONS,
+                    10,
+                    "the outcomes to be recorded",
+                    in_thread=True,
                 )
             finally:
                 stop.set()
@@ -99,11 +103,3 @@ def test_outcomes_refused_by_the_store_are_recorded_later_not_resent(
     with db.transaction(write=False) as session:
         attempts = Counter(session.scalars(select(DeliveryAttempt.delivery_id)))
     assert len(attempts) == SUBSCRIPTIONS and set(attempts.values()) == {1}
-
-
-async def _until(condition: object, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not await asyncio.to_thread(condition):  # type: ignore[arg-type]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
-        await asyncio.sleep(0.05)

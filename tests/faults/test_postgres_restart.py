@@ -18,7 +18,8 @@ from sqlalchemy import func, select, text
 
 from app.db.engine import Database
 from app.webhooks.models import Delivery, DeliveryAttempt
-from tests.faults.support import crosswatch_env, running, serving, wait_until
+from tests.faults.support import crosswatch_env, running, serving
+from tests.support.wait import wait_until
 from tests.webhooks.conftest import (
     MovableClock,
     Receiver,

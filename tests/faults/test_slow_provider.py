@@ -15,7 +15,8 @@ import pytest
 
 from app.market.service import read_csv_file
 from tests.conftest import data_file
-from tests.faults.support import crosswatch, crosswatch_env, running, serving, wait_until
+from tests.faults.support import crosswatch, crosswatch_env, running, serving
+from tests.support.wait import wait_until
 from tests.support.yahoo import YahooFake
 
 TIMEOUT = "did not answer within 1 s"

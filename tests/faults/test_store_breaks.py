@@ -35,8 +35,8 @@ from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.settings import load_settings
 from tests.conftest import FIXED_NOW, PG_URL
-from tests.faults.support import wait_until
 from tests.status.dom import parse
+from tests.support.wait import wait_until
 from tests.webhooks.conftest import make_event
 
 

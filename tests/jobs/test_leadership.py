@@ -9,8 +9,6 @@ server restart does to it), on SQLite by its single-process semantics.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -24,17 +22,10 @@ from app.market.models import PollRun
 from app.market.service import read_csv_file
 from app.settings import load_settings
 from tests.conftest import data_file, fixed_clock
+from tests.support.wait import until
 from tests.support.yahoo import YahooFake
 
 DEADLINE_SECONDS = 30.0
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -105,12 +96,24 @@ def test_a_leader_checks_its_lock_before_polling_and_steps_down_to_the_standby()
         # The old leader checks only before a poll (its periodic check is an hour away).
         old, standby = Node("old", server), Node("standby", server)
         old_task = old.run(stop, interval=3600)
-        await _until(lambda: old.polls == ["old start-up"], "the leader's start-up poll")
+        await until(
+            lambda: old.polls == ["old start-up"],
+            DEADLINE_SECONDS,
+            "the leader's start-up poll",
+            every=0.01,
+        )
         standby_task = standby.run(stop, interval=0.01)
         server.owner = None  # the server dropped the old leader's lock
-        await _until(lambda: standby.polls == ["standby start-up"], "the standby to take over")
+        await until(
+            lambda: standby.polls == ["standby start-up"],
+            DEADLINE_SECONDS,
+            "the standby to take over",
+            every=0.01,
+        )
         old.poll_now.set()  # the old leader's next session close
-        await _until(lambda: not old.leading, "the old leader to step down")
+        await until(
+            lambda: not old.leading, DEADLINE_SECONDS, "the old leader to step down", every=0.01
+        )
         assert old.polls == ["old start-up"], "a leader polled without its lock"
         assert server.owner == "standby" and standby.leading
         stop.set()
@@ -126,10 +129,15 @@ def test_a_lone_leader_notices_a_lost_lock_between_polls_and_leads_again() -> No
         stop = asyncio.Event()
         node = Node("only", server)
         task = node.run(stop, interval=0.01)
-        await _until(lambda: node.polls == ["only start-up"], "the start-up poll")
+        await until(
+            lambda: node.polls == ["only start-up"],
+            DEADLINE_SECONDS,
+            "the start-up poll",
+            every=0.01,
+        )
         server.owner = None  # e.g. PostgreSQL restarted; nobody else is waiting
-        await _until(lambda: node.tenures == 2, "a new tenure")
-        await _until(lambda: len(node.polls) == 2, "its catch-up poll")
+        await until(lambda: node.tenures == 2, DEADLINE_SECONDS, "a new tenure", every=0.01)
+        await until(lambda: len(node.polls) == 2, DEADLINE_SECONDS, "its catch-up poll", every=0.01)
         assert node.polls == ["only start-up", "only start-up"]
         assert server.owner == "only"
         stop.set()
@@ -202,23 +210,40 @@ def test_leadership_on_the_suites_store(db: Database, database_url: str) -> None
         # The old leader's periodic check is an hour away: only the check before its
         # next poll can notice the loss, so the standby surely takes over first.
         old = start("old", old_lock, 3600)
-        await _until(lambda: finished_runs() == 1, "the leader's start-up poll")
+        await until(
+            lambda: finished_runs() == 1, DEADLINE_SECONDS, "the leader's start-up poll", every=0.01
+        )
         standby = start("standby", standby_lock, 0.05)
         await asyncio.to_thread(_terminate, db, await backend(old_lock))
-        await _until(lambda: finished_runs() == 2, "the standby's start-up poll")
+        await until(
+            lambda: finished_runs() == 2,
+            DEADLINE_SECONDS,
+            "the standby's start-up poll",
+            every=0.01,
+        )
         await backend(standby_lock)
 
         await schedulers["old"]._scheduled()  # the old leader's next session close
         assert len(_poll_runs(db)) == 2, "the old leader polled without its lock"
-        await _until(lambda: not schedulers["old"].scheduler.running, "the old leader to stop")
+        await until(
+            lambda: not schedulers["old"].scheduler.running,
+            DEADLINE_SECONDS,
+            "the old leader to stop",
+            every=0.01,
+        )
         assert old_lock.backend_pid is None
 
         # A leader notices a dead lock connection between polls too, and leads again
         # (with a catch-up poll) when nobody else took over.
         schedulers.pop("standby")
         await asyncio.to_thread(_terminate, db, await backend(standby_lock))
-        await _until(lambda: "standby" in schedulers, "the standby to lead again")
-        await _until(lambda: finished_runs() == 3, "its catch-up poll")
+        await until(
+            lambda: "standby" in schedulers,
+            DEADLINE_SECONDS,
+            "the standby to lead again",
+            every=0.01,
+        )
+        await until(lambda: finished_runs() == 3, DEADLINE_SECONDS, "its catch-up poll", every=0.01)
         assert old_lock.backend_pid is None
         stop.set()
         await asyncio.gather(old, standby)

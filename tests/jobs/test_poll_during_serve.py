@@ -22,7 +22,8 @@ import pytest
 from app.market.bars import Bar
 from app.market.service import read_csv_file
 from tests.conftest import data_file
-from tests.faults.support import crosswatch_env, serving, wait_until
+from tests.faults.support import crosswatch_env, serving
+from tests.support.wait import wait_until
 from tests.support.yahoo import YahooFake
 
 SYMBOLS = [f"U{n:04d}" for n in range(400)]

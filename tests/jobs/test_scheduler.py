@@ -7,8 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from datetime import time as clock_time
@@ -22,6 +21,7 @@ from app.market.calendar import close_delay
 from app.market.models import PollRun
 from app.market.service import read_csv_file
 from tests.conftest import PG_URL, ROOT, data_file
+from tests.support.wait import wait_until
 from tests.support.yahoo import YahooFake, at_new_york
 
 
@@ -59,17 +59,8 @@ class Output:
     def has(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
 
-
-def _wait_for(
-    condition: Callable[[], bool], seconds: float, what: str, output: Output | None = None
-) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    seen = "".join(output.lines[-40:]) if output is not None else ""
-    raise AssertionError(f"timed out waiting for {what}\n{seen}")
+    def tail(self) -> str:
+        return "".join(self.lines[-40:])
 
 
 @contextmanager
@@ -113,20 +104,27 @@ def test_two_schedulers_on_postgresql_never_poll_at_once(database_url: str, db: 
         }
         with _process(["serve", "--port", "0", "--no-worker"], env) as first:
             leader = Output(first)
-            _wait_for(
+            wait_until(
                 lambda: [r.status for r in _runs(db)] == ["ok"],
                 60,
                 "the first poll",
-                leader,
+                every=0.1,
+                detail=leader.tail,
             )
             with _process(["scheduler"], env) as second:
                 output = Output(second)
-                _wait_for(lambda: output.has("another scheduler leads"), 60, "it to wait")
+                wait_until(
+                    lambda: output.has("another scheduler leads"), 60, "it to wait", every=0.1
+                )
                 assert len(_runs(db)) == 1, "a second scheduler polled while another led"
                 first.send_signal(signal.SIGTERM)
                 first.wait(timeout=30)
-                _wait_for(lambda: len(_runs(db)) == 2, 60, "the successor's start-up poll")
-                _wait_for(lambda: _runs(db)[-1].finished_at is not None, 60, "it to finish")
+                wait_until(
+                    lambda: len(_runs(db)) == 2, 60, "the successor's start-up poll", every=0.1
+                )
+                wait_until(
+                    lambda: _runs(db)[-1].finished_at is not None, 60, "it to finish", every=0.1
+                )
                 assert second.poll() is None
     runs = _runs(db)
     assert [r.status for r in runs] == ["ok", "ok"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,6 +30,7 @@ from app.signals.models import Event, event_id
 from app.signals.repository import insert_new
 from app.webhooks.models import Delivery
 from tests.conftest import PG_URL, data_file, run_cli
+from tests.support.wait import wait_until
 from tests.support.yahoo import NEW_YORK, LiveBar, YahooFake, at_new_york
 from tests.webhooks.conftest import subscribe
 
@@ -437,10 +437,7 @@ def test_a_concurrent_insert_of_the_same_watch_returns_it_to_one_transaction(
 
             thread = threading.Thread(target=second)
             thread.start()
-            deadline = time.monotonic() + 30
-            while not _waiting_on_a_lock(scene.db) and time.monotonic() < deadline:
-                thread.join(0.05)
-            assert _waiting_on_a_lock(scene.db), "the second insert never waited"
+            wait_until(lambda: _waiting_on_a_lock(scene.db), 30, "the second insert to wait")
         thread.join(30)
     finally:
         other.dispose()

@@ -13,6 +13,7 @@ from app.settings import Settings
 from app.webhooks import service
 from app.webhooks.models import Delivery, DeliveryAttempt, Subscription
 from app.webhooks.worker import DeliveryWorker
+from tests.support.wait import until
 from tests.webhooks.conftest import (
     MovableClock,
     Receiver,
@@ -295,12 +296,16 @@ def test_a_claimed_row_that_waited_too_long_goes_back_unsent(
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run_forever(stop, grace_seconds=2))
-        while not await asyncio.to_thread(
-            lambda: all(d.status == "succeeded" for d in _deliveries(db))
-        ):
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
+        try:
+            await until(
+                lambda: all(d.status == "succeeded" for d in _deliveries(db)),
+                30,
+                "every delivery to succeed",
+                in_thread=True,
+            )
+        finally:
+            stop.set()
+            await task
 
     asyncio.run(scenario())
     assert released  # rows did wait too long and went back

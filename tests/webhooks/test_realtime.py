@@ -13,6 +13,7 @@ from app.db.engine import Database
 from app.settings import Settings
 from app.webhooks.models import Delivery
 from app.webhooks.worker import DeliveryWorker
+from tests.support.wait import until
 from tests.webhooks.conftest import (
     MovableClock,
     Receiver,
@@ -28,15 +29,6 @@ def _succeeded(db: Database) -> int:
         return int(session.scalar(query) or 0)
 
 
-async def _until(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(predicate):  # type: ignore[arg-type]
-            return True
-        await asyncio.sleep(0.02)
-    return False
-
-
 def test_one_hanging_receiver_does_not_delay_the_others(
     db: Database, local_settings: Settings, clock: MovableClock, receiver: Receiver
 ) -> None:
@@ -47,19 +39,22 @@ def test_one_hanging_receiver_does_not_delay_the_others(
     events = [make_event(session=date(2026, 8, d), now=clock()) for d in (17, 18, 19, 20, 21)]
     store_and_enqueue(db, events, clock())  # 5 x 31 deliveries, 5 of them hang
 
-    async def scenario() -> bool:
+    async def scenario() -> None:
         worker = DeliveryWorker(
             db, local_settings, clock=clock, concurrency=20, per_endpoint=2, timeout_seconds=15
         )
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run_forever(stop, grace_seconds=0.1))
-        done = await _until(lambda: _succeeded(db) == 150, timeout=10)
-        stop.set()
-        await task
-        return done
+        try:
+            await until(
+                lambda: _succeeded(db) == 150, 10, "150 deliveries", every=0.02, in_thread=True
+            )
+        finally:
+            stop.set()
+            await task
 
     started = time.monotonic()
-    assert asyncio.run(scenario())
+    asyncio.run(scenario())
     assert time.monotonic() - started < 10
     assert len(receiver.at("/hang")) <= 2  # the per-endpoint bound held
     ok_ids = {(r.path, r.headers["webhook-id"]) for r in receiver.received if r.path != "/hang"}
