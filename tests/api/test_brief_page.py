@@ -9,17 +9,17 @@ from fastapi.testclient import TestClient
 
 from app.api.app import create_app
 from app.db.engine import Database
-from app.jobs import ingest
 from app.settings import Settings
 from app.signals import daily_brief
 from app.signals.models import Event, event_id
 from tests.status.dom import parse
+from tests.support.stores import seed
 
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
 
 
 def test_the_status_page_shows_the_newest_brief(db: Database, settings: Settings) -> None:
-    ingest.seed(db, ["^RUT", "^GSPC", "^IXIC"], clock=lambda: NOW)
+    seed(db, ["^RUT", "^GSPC", "^IXIC"], now=NOW)
     with TestClient(create_app(settings, db=db, clock=lambda: NOW)) as client:
         assert 'id="brief"' not in client.get("/status").text  # no brief yet
         with db.transaction() as session:

@@ -24,11 +24,11 @@ from sqlalchemy import text
 from app.api.app import create_app
 from app.auth.service import create_key
 from app.db.engine import Database, StoreBusy
-from app.jobs import ingest
 from app.settings import Settings, load_settings
 from app.web.deps import StoreGate, Turns
-from tests.conftest import fixed_clock
+from tests.conftest import FIXED_NOW, fixed_clock
 from tests.support.burst import PUBLIC_READ, Answer, burst, summarise
+from tests.support.stores import seed
 
 PROMPT_SECONDS = 5.0
 
@@ -126,7 +126,7 @@ def test_sixty_public_reads_at_once_are_all_answered_promptly(
 
 
 def test_two_hundred_mixed_requests_at_once(database_url: str, db: Database) -> None:
-    ingest.seed(db, ["^RUT"], clock=fixed_clock)
+    seed(db, ["^RUT"], now=FIXED_NOW)
     with running(db, _settings(database_url)) as server:
         answers = _fire(server, 200)
     _assert_prompt_and_well_formed(answers)

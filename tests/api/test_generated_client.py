@@ -35,7 +35,6 @@ from openapi_spec_validator import validate
 from app.api.app import create_app
 from app.auth.service import create_key
 from app.db.engine import Database
-from app.jobs import ingest
 from app.jobs.watch.check import cross_watch_event
 from app.jobs.watch.settle import settle_watches
 from app.jobs.watch.watchlist import Candidate
@@ -51,6 +50,7 @@ from app.signals.models import Event, event_id
 from app.signals.repository import insert_new
 from app.signals.schemas import EventType
 from tests.conftest import _truncate
+from tests.support.stores import seed
 
 # A Monday evening after the bundled history's last session (Friday 2026-08-21).
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
@@ -166,7 +166,7 @@ def served(
         url = _pg_migrated
         _truncate(url)
     db = Database(url)
-    ingest.seed(db, SEEDED, clock=lambda: NOW)
+    seed(db, SEEDED, now=NOW)
     _store_brief_and_retraction(db)
     _store_watch_and_miss(db)
     with db.transaction() as session:

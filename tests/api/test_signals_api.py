@@ -11,30 +11,18 @@ from fastapi.testclient import TestClient
 
 from app.api.app import create_app
 from app.db.engine import Database
-from app.jobs import ingest
 from app.settings import Settings
+from tests.support.stores import seed
 
 # A Monday evening after the bundled history's last session (Friday 2026-08-21).
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def seeded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One seeded SQLite store shared by this module's read-only tests."""
-    from app.db.migrate import upgrade
-
-    path = tmp_path_factory.mktemp("seeded") / "seeded.db"
-    db = Database(f"sqlite:///{path}")
-    upgrade(db.engine)
-    ingest.seed(db, ["^RUT", "^GSPC", "^IXIC"], clock=lambda: NOW)
-    db.dispose()
-    return f"sqlite:///{path}"
-
-
 @pytest.fixture
-def client(seeded_url: str, settings: Settings) -> Iterator[TestClient]:
-    app = create_app(settings.model_copy(update={"database_url": seeded_url}), clock=lambda: NOW)
-    with TestClient(app) as test_client:
+def client(db: Database, settings: Settings) -> Iterator[TestClient]:
+    """The store under test (SQLite, or PostgreSQL when the suite runs there), seeded."""
+    seed(db, ["^RUT", "^GSPC", "^IXIC"], now=NOW)
+    with TestClient(create_app(settings, clock=lambda: NOW)) as test_client:
         yield test_client
 
 

@@ -11,18 +11,18 @@ from fastapi.testclient import TestClient
 from app.api.app import create_app
 from app.auth.service import create_key
 from app.db.engine import Database
-from app.jobs import ingest
 from app.market import repository
 from app.market.universes import MAX_MEMBERS
 from app.settings import Settings
 from tests.conftest import FIXED_NOW, fixed_clock
+from tests.support.stores import seed
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
 def client(settings: Settings, db: Database) -> Iterator[TestClient]:
-    ingest.seed(db, ["^RUT"], clock=fixed_clock)
+    seed(db, ["^RUT"], now=FIXED_NOW)
     with TestClient(create_app(settings, db=db, clock=fixed_clock)) as test_client:
         yield test_client
 

@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session
 
 from app.api.app import create_app
 from app.db.engine import Database
-from app.jobs import ingest
 from app.market import repository
 from app.settings import Settings, load_settings
 from app.signals.book import SignalBook, Snapshot
 from app.signals.router import list_key
-from tests.conftest import data_file, fixed_clock
+from tests.conftest import FIXED_NOW, data_file, fixed_clock
+from tests.support.stores import seed
 
 
 class HeldBook(SignalBook):
@@ -43,7 +43,7 @@ def _bodies(book: SignalBook, db: Database) -> dict[Hashable, bytes]:
 def test_readyz_is_warming_until_the_first_snapshot_and_body_exist(
     settings: Settings, db: Database
 ) -> None:
-    ingest.seed(db, ["^RUT", "^GSPC"], clock=fixed_clock)
+    seed(db, ["^RUT", "^GSPC"], now=FIXED_NOW)
     book = HeldBook()
     app = create_app(settings, db=db, clock=fixed_clock, warm=True, signal_book=book)
     with TestClient(app) as client:

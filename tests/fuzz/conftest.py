@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from app.api.app import create_app
 from app.auth.service import create_key
 from app.db.engine import Database
-from app.jobs import ingest
 from app.settings import load_settings
 from app.webhooks.router import get_resolver
 from tests.conftest import _truncate
+from tests.support.stores import seed
 
 # A Monday evening after the bundled history's last session (Friday 2026-08-21).
 NOW = datetime(2026, 8, 24, 23, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ def api(
         url = _pg_migrated
         _truncate(url)
     db = Database(url)
-    ingest.seed(db, SEEDED, clock=lambda: NOW)
+    seed(db, SEEDED, now=NOW)
     with db.transaction() as session:
         _row, key = create_key(session, "properties", clock=lambda: NOW)
     settings = load_settings(database_url=url, seed=False, _env_file=None)

@@ -6,17 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 from app.db.engine import Database
-from app.jobs import ingest
 from app.market import universes
 from app.signals import breadth, service
 from app.signals.analysis import Rule
 from app.signals.book import SignalBook
 from app.signals.fastpath import warm
-from tests.conftest import fixed_clock
+from tests.conftest import FIXED_NOW, fixed_clock
+from tests.support.stores import seed
 
 
 def test_warming_builds_the_breadth_arrays_before_any_request(db: Database) -> None:
-    ingest.seed(db, ["^RUT", "^GSPC"], clock=fixed_clock)
+    seed(db, ["^RUT", "^GSPC"], now=FIXED_NOW)
     book = SignalBook()
     warm(book, db, fixed_clock())
     with db.transaction(write=False) as session:
@@ -30,7 +30,7 @@ def test_warming_builds_the_breadth_arrays_before_any_request(db: Database) -> N
 
 
 def test_newest_breadth_is_the_last_row_of_the_route(db: Database) -> None:
-    ingest.seed(db, ["^RUT", "^GSPC"], clock=fixed_clock)
+    seed(db, ["^RUT", "^GSPC"], now=FIXED_NOW)
     book = SignalBook()
     with db.transaction(write=False) as session:
         every = service.breadth(book, session, service.DEFAULT_RULE, None, None, None)
@@ -40,7 +40,7 @@ def test_newest_breadth_is_the_last_row_of_the_route(db: Database) -> None:
 
 
 def test_breadth_is_kept_per_rule_and_members_until_the_data_changes(db: Database) -> None:
-    ingest.seed(db, ["^RUT", "^GSPC"], clock=fixed_clock)
+    seed(db, ["^RUT", "^GSPC"], now=FIXED_NOW)
     book = SignalBook()
     rule = service.DEFAULT_RULE
     with db.transaction() as session:

@@ -25,17 +25,17 @@ import pytest
 import uvicorn
 
 from app.db.engine import Database
-from app.jobs import ingest
 from app.jobs.watch.check import Finding, WatchReport, record_for_status
 from app.jobs.watch.watchlist import Candidate
 from app.market.bars import Bar
 from app.market.providers.yahoo import LiveQuote
 from app.signals.analysis import DEFAULT_RULE
 from app.signals.models import Event
-from tests.conftest import ROOT, fixed_clock
+from tests.conftest import FIXED_NOW, ROOT
 from tests.status.cdp import chromium
 from tests.status.conftest import SYMBOLS, build_app, poll_settings, run_poll
 from tests.status.dom import parse
+from tests.support.stores import seed
 
 CHROMIUM = os.environ.get("CROSSWATCH_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = ROOT / "test-output" / "status.png"
@@ -94,7 +94,7 @@ def _browse(binary: str, profile: Path, *args: str) -> str:
 
 @pytest.fixture
 def server(db: Database, database_url: str, real_series: dict[str, list[Bar]]) -> Iterator[str]:
-    ingest.seed(db, SYMBOLS, clock=fixed_clock)
+    seed(db, SYMBOLS, now=FIXED_NOW)
     run_poll(db, poll_settings(database_url, ["stooq"]), real_series)  # errors for the table
     settings = poll_settings(database_url, ["stooq", "yahoo"])
     run_poll(db, settings, real_series)

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from app.db.engine import Database
-from app.jobs import ingest
 from app.market.bars import Bar
 from app.status.chart import DASH
-from tests.conftest import fixed_clock
+from tests.conftest import FIXED_NOW
 from tests.status.conftest import SYMBOLS, poll_settings, run_poll
 from tests.status.css import Rule, contrast, declared, stylesheet
 from tests.status.dom import Node, parse
 from tests.status.test_chart import pointing
+from tests.support.stores import seed
 
 AA_TEXT = 4.5
 PAGE, CARD = "var(--bg)", "var(--card)"
@@ -46,7 +46,7 @@ def client(
 ) -> Any:
     """A seeded store after a poll that failed for every symbol (Stooq has no key), then a
     poll Yahoo answered: the polls table shows errors, the charts show crosses."""
-    ingest.seed(db, SYMBOLS, clock=fixed_clock)
+    seed(db, SYMBOLS, now=FIXED_NOW)
     run_poll(db, poll_settings(database_url, ["stooq"]), real_series)
     settings = poll_settings(database_url, ["stooq", "yahoo"])
     run_poll(db, settings, real_series)
