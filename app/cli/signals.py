@@ -84,7 +84,7 @@ def screen(
         )
     except InvalidInput as exc:
         raise fail(exc.detail) from None
-    asked = [service.normalise(s) for s in symbols.split(",") if s.strip()] if symbols else None
+    asked = service.symbol_list(symbols) if symbols else None
     with quiet_read() as session:
         result = screening.screen(SignalBook(), session, query, asked, universe)
     if as_json:

@@ -59,7 +59,7 @@ def compare(
 def _symbols(raw: str | None) -> list[str]:
     if raw is None:
         return []
-    chosen = [service.normalise(s) for s in raw.split(",") if s.strip()]
+    chosen = service.symbol_list(raw)
     if not chosen:
         raise InvalidInput("symbols must name at least one symbol")
     return chosen

@@ -36,6 +36,11 @@ def normalise(symbol: str) -> str:
     return symbol.strip().upper()
 
 
+def symbol_list(raw: str) -> list[str]:
+    """The symbols a comma-separated list names, normalised (blank items dropped)."""
+    return [normalise(s) for s in raw.split(",") if s.strip()]
+
+
 def _signal(
     analysis: Analysis,
     row: int,
