@@ -1,7 +1,7 @@
 """The daily path of detection: each symbol's kernel state carried from one write to the
 next, advanced one session at a time.
 
-Pure (no database): :func:`seed` takes the state out of a full-history analysis,
+Pure (no database): :func:`carried_from_full` takes the state out of a full-history analysis,
 :func:`step` advances it by the sessions a write appended and returns the facts those
 sessions imply. The work per session is the kernel's :func:`~app.signals.kernel.advance`
 over the newest ``slow`` closes of all the symbols at once: it does not grow with the
@@ -178,7 +178,7 @@ def _concat(
     return _shift(joined, np.arange(len(states)), delta, sessions)
 
 
-def seed(
+def carried_from_full(
     panel: ClosePanel, rules: Sequence[Rule], analyses: dict[str, Analysis]
 ) -> dict[str, Carried]:
     """The carried state of every symbol of ``panel`` long enough for every rule.
@@ -213,7 +213,7 @@ def seed(
         last_turn[row] = close  # sorted by (symbol, session): the newest wins
     default = analyses.get(DEFAULT_RULE.key)
     figures = signals_of(default, rows) if default is not None else [None] * rows.size
-    seeded: dict[str, Carried] = {}
+    carried: dict[str, Carried] = {}
     for position, row in enumerate(rows.tolist()):
         count = int(lengths[row])
         offset = int(offsets[position])
@@ -233,7 +233,7 @@ def seed(
             state = analyses[rule.key].approaches
             approach[rule.key] = (bool(state.armed[row]), bool(state.done[row]))
         newest: date = panel.sessions[row, width - 1].astype(object)
-        seeded[panel.symbols[row]] = Carried(
+        carried[panel.symbols[row]] = Carried(
             version=None,
             last=newest,
             count=count,
@@ -244,7 +244,7 @@ def seed(
             last_turn_close=last_turn.get(row, float("nan")),
             newest=_newest(figures[position]),
         )
-    return seeded
+    return carried
 
 
 def _newest(signal: dict[str, Any] | None) -> Newest | None:

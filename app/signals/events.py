@@ -82,7 +82,7 @@ class CarriedStates:
     A state is used only if the symbol's data version is exactly the one after that
     write (any other write, from any process, bumps it), the write only appended
     sessions, and the state covers every rule asked for; anything else takes the full
-    path, which seeds the state again. States change only when the write's transaction
+    path, which takes the state from it again. States change only when the write's transaction
     commits: a rolled-back write leaves the symbol without state (full path next time).
     """
 
@@ -167,7 +167,7 @@ def detect_many(
     the newest closes, ``O(slow)`` per session whatever the history length. Every
     other symbol (a backfill, a revision, a rule or a process new to it) takes the
     full path: its whole history through the kernel, in chunks of symbols. Both give
-    the same events; the full path then seeds ``carried`` (once the transaction
+    the same events; the full path then refills ``carried`` (once the transaction
     commits). Events are inserted with one bulk statement.
     """
     all_rules = list(dict.fromkeys([DEFAULT_RULE, *rules]))
@@ -192,7 +192,7 @@ def detect_many(
             updates[change.symbol] = _sourced(replace(entry, version=change.version), *written)
     for begin in range(0, len(full), _FULL_CHUNK):
         chunk = full[begin : begin + _FULL_CHUNK]
-        facts, seeded = _full_facts(session, chunk, all_rules, keep=carried is not None)
+        facts, from_full = _full_facts(session, chunk, all_rules, keep=carried is not None)
         provenance = market.newest_provenance(session, [c.symbol for c in chunk])
         for change in chunk:
             newest = provenance.get(change.symbol)
@@ -208,11 +208,11 @@ def detect_many(
             ]
             updates[change.symbol] = (
                 _sourced(
-                    replace(seeded[change.symbol], version=change.version),
+                    replace(from_full[change.symbol], version=change.version),
                     newest.source if newest else None,
                     newest.instrument if newest else change.symbol,
                 )
-                if change.symbol in seeded and change.version is not None
+                if change.symbol in from_full and change.version is not None
                 else None
             )
     fresh = repository.insert_new(session, [e for events in wanted.values() for e in events])
@@ -277,8 +277,8 @@ def _full_facts(
             )
     for symbol in symbols:
         facts[symbol].sort(key=lambda fact: (fact.session, fact.type))
-    seeded = daily_path.seed(panel, all_rules, analyses) if keep else {}
-    return facts, seeded
+    from_full = daily_path.carried_from_full(panel, all_rules, analyses) if keep else {}
+    return facts, from_full
 
 
 def _panel(session: Session, changes: Sequence[Change]) -> market.ClosePanel:
