@@ -44,19 +44,12 @@ def brief_signals(
         provenance = market.newest_provenance(session, missing)
         rows = np.arange(len(missing), dtype=np.int64)
         for symbol, signal in zip(missing, signals_of(analysis, rows), strict=True):
-            if signal is None:
-                continue
-            newest = provenance.get(symbol)
-            known[symbol] = daily_path.Newest(
-                signal["session"],
-                signal["close"],
-                signal["regime"],
-                signal["gap_pct"],
-                signal["trigger_close"],
-                signal["drawdown_pct"],
-                newest.source if newest else None,
-                newest.instrument if newest else None,
+            bar = provenance.get(symbol)
+            figures = daily_path.newest_of(
+                signal, bar.source if bar else None, bar.instrument if bar else None
             )
+            if figures is not None:
+                known[symbol] = figures
     return [
         {
             "symbol": symbol,

@@ -242,12 +242,16 @@ def carried_from_full(
             approach=approach,
             extremes=extremes,
             last_turn_close=last_turn.get(row, float("nan")),
-            newest=_newest(figures[position]),
+            newest=newest_of(figures[position]),
         )
     return carried
 
 
-def _newest(signal: dict[str, Any] | None) -> Newest | None:
+def newest_of(
+    signal: dict[str, Any] | None, source: str | None = None, instrument: str | None = None
+) -> Newest | None:
+    """The :class:`Newest` of a signal as :func:`app.signals.analysis.signals_of` gives
+    it (``None`` for a symbol without one), with who produced its bar."""
     if signal is None:
         return None
     return Newest(
@@ -257,6 +261,8 @@ def _newest(signal: dict[str, Any] | None) -> Newest | None:
         signal["gap_pct"],
         signal["trigger_close"],
         signal["drawdown_pct"],
+        source,
+        instrument,
     )
 
 
